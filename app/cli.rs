@@ -1,0 +1,65 @@
+//! Command line: `loupe` opens the GUI; subcommands run headless jobs.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "loupe", version, about = "Workbench for multimodal grounding and 3D / biomedical dataset inspection")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Open the GUI with these files or folders (images, MIG-Bench folders, .ply, .splat, uCO3D roots, .tar shards).
+    Open {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+}
+
+/// Start the GUI, opening `open` once it is up.
+pub fn run_gui(open: Vec<PathBuf>) -> anyhow::Result<()> {
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("Loupe")
+            .with_inner_size([1440.0, 900.0])
+            .with_min_inner_size([800.0, 500.0])
+            .with_drag_and_drop(true),
+        renderer: eframe::Renderer::Wgpu,
+        persist_window: true,
+        ..Default::default()
+    };
+    eframe::run_native(
+        "Loupe",
+        options,
+        Box::new(move |cc| {
+            let app = crate::app::LoupeApp::new(cc, crate::app::StartOptions { open })?;
+            Ok(Box::new(app))
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot start the window: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn open_takes_paths_and_requires_one() {
+        let cli = Cli::try_parse_from(["loupe", "open", "a.ply", "b"]).unwrap();
+        match cli.command {
+            Some(Command::Open { paths }) => assert_eq!(paths, vec![PathBuf::from("a.ply"), PathBuf::from("b")]),
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["loupe", "open"]).is_err());
+        assert!(Cli::try_parse_from(["loupe"]).unwrap().command.is_none());
+    }
+}

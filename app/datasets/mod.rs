@@ -1,0 +1,14 @@
+//! Readers for the data sets Loupe opens. Each returns plain data plus a list of
+//! per-record problems, so one bad record never hides the rest of a file.
+
+pub mod mig_bench;
+
+/// A problem with one record of a file, located precisely enough to fix it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {location}: {message}")]
+pub struct RecordError {
+    pub file: String,
+    /// e.g. "item 12" or "line 40".
+    pub location: String,
+    pub message: String,
+}

@@ -1,0 +1,116 @@
+//! Every key binding in one table, so the F1 overlay can never drift from the code:
+//! handlers match on these constants, and the overlay lists them.
+
+use egui::{Key, KeyboardShortcut, Modifiers};
+
+pub struct Binding {
+    pub shortcut: KeyboardShortcut,
+    pub action: &'static str,
+}
+
+const fn bind(modifiers: Modifiers, key: Key, action: &'static str) -> Binding {
+    Binding {
+        shortcut: KeyboardShortcut::new(modifiers, key),
+        action,
+    }
+}
+
+const CMD: Modifiers = Modifiers::COMMAND;
+const CMD_SHIFT: Modifiers = Modifiers::COMMAND.plus(Modifiers::SHIFT);
+const NONE: Modifiers = Modifiers::NONE;
+
+pub const SHOW_HELP: Binding = bind(NONE, Key::F1, "Show / hide this shortcut overlay");
+pub const OPEN_FILE: Binding = bind(CMD, Key::O, "Open file…");
+pub const OPEN_FOLDER: Binding = bind(CMD_SHIFT, Key::O, "Open folder…");
+pub const ZOOM_IN: Binding = bind(CMD, Key::Plus, "Larger UI (projector)");
+pub const ZOOM_IN_EQUALS: Binding = bind(CMD, Key::Equals, "Larger UI (same as Ctrl +)");
+pub const ZOOM_OUT: Binding = bind(CMD, Key::Minus, "Smaller UI");
+pub const ZOOM_RESET: Binding = bind(CMD, Key::Num0, "Reset UI size");
+pub const TAB_GROUNDING: Binding = bind(CMD, Key::Num1, "Grounding workspace");
+pub const TAB_3D: Binding = bind(CMD, Key::Num2, "3D workspace");
+pub const TAB_BIOMED: Binding = bind(CMD, Key::Num3, "BioMed workspace");
+pub const TOGGLE_INSPECTOR: Binding = bind(CMD, Key::I, "Show / hide the inspector");
+pub const TOGGLE_ITEMS: Binding = bind(CMD, Key::B, "Show / hide the item list");
+pub const TOGGLE_THEME: Binding = bind(CMD_SHIFT, Key::L, "Dark / light theme");
+
+pub const GLOBAL: &[&Binding] = &[
+    &SHOW_HELP,
+    &OPEN_FILE,
+    &OPEN_FOLDER,
+    &ZOOM_IN,
+    &ZOOM_IN_EQUALS,
+    &ZOOM_OUT,
+    &ZOOM_RESET,
+    &TAB_GROUNDING,
+    &TAB_3D,
+    &TAB_BIOMED,
+    &TOGGLE_INSPECTOR,
+    &TOGGLE_ITEMS,
+    &TOGGLE_THEME,
+];
+
+/// Workspace bindings, listed in the overlay under the workspace's name.
+pub const NEXT_ITEM: Binding = bind(NONE, Key::ArrowDown, "Next item");
+pub const PREV_ITEM: Binding = bind(NONE, Key::ArrowUp, "Previous item");
+pub const NEXT_ITEM_ALT: Binding = bind(NONE, Key::J, "Next item");
+pub const PREV_ITEM_ALT: Binding = bind(NONE, Key::K, "Previous item");
+pub const FIT_VIEW: Binding = bind(NONE, Key::F, "Fit / reset the view");
+pub const ORBIT_LEFT: Binding = bind(NONE, Key::ArrowLeft, "Orbit left");
+pub const ORBIT_RIGHT: Binding = bind(NONE, Key::ArrowRight, "Orbit right");
+pub const GRID_LARGER: Binding = bind(NONE, Key::CloseBracket, "Larger thumbnails");
+pub const GRID_SMALLER: Binding = bind(NONE, Key::OpenBracket, "Smaller thumbnails");
+
+pub const GROUNDING: &[&Binding] = &[&NEXT_ITEM, &PREV_ITEM, &NEXT_ITEM_ALT, &PREV_ITEM_ALT];
+pub const SCENE3D: &[&Binding] = &[&FIT_VIEW, &ORBIT_LEFT, &ORBIT_RIGHT];
+pub const BIOMED: &[&Binding] = &[&NEXT_ITEM, &PREV_ITEM, &GRID_LARGER, &GRID_SMALLER];
+
+/// Consume `binding` from this frame's input; true if it was pressed. Plain keys are
+/// ignored while a text field has focus so typing never triggers actions.
+pub fn pressed(ctx: &egui::Context, binding: &Binding) -> bool {
+    if binding.shortcut.modifiers.is_none() && ctx.egui_wants_keyboard_input() {
+        return false;
+    }
+    ctx.input_mut(|i| i.consume_shortcut(&binding.shortcut))
+}
+
+/// The overlay window listing every binding.
+pub fn overlay(ctx: &egui::Context, open: &mut bool, sections: &[(&str, &[&Binding])]) {
+    egui::Window::new("Keyboard shortcuts")
+        .open(open)
+        .collapsible(false)
+        .resizable(false)
+        .anchor(egui::Align2::CENTER_CENTER, egui::Vec2::ZERO)
+        .show(ctx, |ui| {
+            ui.columns(sections.len(), |cols| {
+                for (col, (title, bindings)) in cols.iter_mut().zip(sections) {
+                    col.heading(*title);
+                    egui::Grid::new(*title).striped(true).num_columns(2).show(col, |ui| {
+                        for b in *bindings {
+                            ui.monospace(ctx.format_shortcut(&b.shortcut));
+                            ui.label(b.action);
+                            ui.end_row();
+                        }
+                    });
+                }
+            });
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_two_global_bindings_share_a_key() {
+        for (i, a) in GLOBAL.iter().enumerate() {
+            for b in &GLOBAL[i + 1..] {
+                assert_ne!(a.shortcut, b.shortcut, "{} vs {}", a.action, b.action);
+            }
+        }
+        for section in [GROUNDING, SCENE3D, BIOMED] {
+            for b in section {
+                assert!(GLOBAL.iter().all(|g| g.shortcut != b.shortcut), "{} clashes", b.action);
+            }
+        }
+    }
+}

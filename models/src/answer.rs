@@ -1,0 +1,158 @@
+//! Boxes and image references in grounding answers.
+//!
+//! Qwen2-VL writes boxes as `<|box_start|>(x1,y1),(x2,y2)<|box_end|>` with integers in
+//! `[0, 1000]` relative to one image; the special tokens vanish when a decoder skips
+//! special tokens, so the bare `(x1,y1),(x2,y2)` form is accepted too.
+
+use regex::Regex;
+use std::sync::LazyLock;
+
+/// An axis-aligned box in coordinates normalised to `[0, 1]` of one image.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NormBox {
+    pub x1: f32,
+    pub y1: f32,
+    pub x2: f32,
+    pub y2: f32,
+}
+
+impl NormBox {
+    pub fn new(x1: f32, y1: f32, x2: f32, y2: f32) -> Self {
+        Self { x1, y1, x2, y2 }
+    }
+
+    /// From Qwen's integer grid, where 1000 spans the whole image side.
+    pub fn from_qwen(coords: [u32; 4]) -> Self {
+        let [x1, y1, x2, y2] = coords.map(|v| v as f32 / 1000.0);
+        Self { x1, y1, x2, y2 }
+    }
+
+    pub fn area(&self) -> f32 {
+        (self.x2 - self.x1).max(0.0) * (self.y2 - self.y1).max(0.0)
+    }
+
+    /// Intersection over union; `0` when the union is empty (both boxes degenerate),
+    /// where the reference evaluation would divide by zero.
+    pub fn iou(&self, other: &Self) -> f32 {
+        let w = (self.x2.min(other.x2) - self.x1.max(other.x1)).max(0.0);
+        let h = (self.y2.min(other.y2) - self.y1.max(other.y1)).max(0.0);
+        let inter = w * h;
+        let union = self.area() + other.area() - inter;
+        if union > 0.0 { inter / union } else { 0.0 }
+    }
+
+    /// Pixel coordinates `[x1, y1, x2, y2]` for an image of `width × height`.
+    pub fn to_pixels(&self, width: u32, height: u32) -> [f32; 4] {
+        let (w, h) = (width as f32, height as f32);
+        [self.x1 * w, self.y1 * h, self.x2 * w, self.y2 * h]
+    }
+}
+
+static QWEN_BOX: LazyLock<Regex> = LazyLock::new(|| {
+    // The pattern is a literal; it cannot fail to compile.
+    #[allow(clippy::unwrap_used)]
+    Regex::new(r"\(\s*(\d+)\s*,\s*(\d+)\s*\)\s*,\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)").unwrap()
+});
+
+/// Every Qwen-style box in `text`, in order of appearance.
+pub fn parse_qwen_boxes(text: &str) -> Vec<NormBox> {
+    QWEN_BOX
+        .captures_iter(text)
+        .filter_map(|caps| {
+            let mut coords = [0u32; 4];
+            for (slot, i) in coords.iter_mut().zip(1..=4) {
+                *slot = caps.get(i)?.as_str().parse().ok()?;
+            }
+            Some(NormBox::from_qwen(coords))
+        })
+        .collect()
+}
+
+static IMAGE_REF: LazyLock<Regex> = LazyLock::new(|| {
+    // The pattern is a literal; it cannot fail to compile.
+    #[allow(clippy::unwrap_used)]
+    Regex::new(
+        r"(?ix)
+        \b(?:the\s+)?(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth
+                      |\d+\s*(?:st|nd|rd|th))\s+(?:image|picture|photo)\b
+        | \bimage[\s\-_]*(\d+)\b",
+    )
+    .unwrap()
+});
+
+/// The 0-based image index a text refers to ("the third image", "Image-2", "2nd image",
+/// "1th image"), taking the last mention: questions name context images first and the
+/// target last ("…in Image-1 … locate it in the second image").
+pub fn referenced_image(text: &str) -> Option<usize> {
+    const ORDINALS: [&str; 10] = [
+        "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth",
+        "tenth",
+    ];
+    IMAGE_REF.captures_iter(text).last().and_then(|caps| {
+        let number = if let Some(word) = caps.get(1) {
+            let word = word.as_str().to_ascii_lowercase();
+            match ORDINALS.iter().position(|o| *o == word) {
+                Some(i) => i + 1,
+                None => word
+                    .trim_end_matches(|c: char| c.is_ascii_alphabetic() || c.is_whitespace())
+                    .parse()
+                    .ok()?,
+            }
+        } else {
+            caps.get(2)?.as_str().parse().ok()?
+        };
+        number.checked_sub(1)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iou_matches_hand_computed_values() {
+        let a = NormBox::new(0.0, 0.0, 0.5, 0.5);
+        let b = NormBox::new(0.25, 0.25, 0.75, 0.75);
+        // Intersection 0.25², union 2·0.5² − 0.25² = 0.4375.
+        assert!((a.iou(&b) - 0.0625 / 0.4375).abs() < 1e-6);
+        assert_eq!(a.iou(&a), 1.0);
+        assert_eq!(a.iou(&NormBox::new(0.6, 0.6, 0.9, 0.9)), 0.0);
+        let point = NormBox::new(0.3, 0.3, 0.3, 0.3);
+        assert_eq!(point.iou(&point), 0.0);
+    }
+
+    #[test]
+    fn parses_boxes_with_and_without_special_tokens() {
+        let with = "<|box_start|>(120,45),(980, 1000)<|box_end|>";
+        let without = "It is here: (120,45),(980,1000). Also ( 1 , 2 ),( 3 , 4 )";
+        assert_eq!(
+            parse_qwen_boxes(with),
+            vec![NormBox::new(0.12, 0.045, 0.98, 1.0)]
+        );
+        let boxes = parse_qwen_boxes(without);
+        assert_eq!(boxes.len(), 2);
+        assert_eq!(boxes[1], NormBox::new(0.001, 0.002, 0.003, 0.004));
+        assert!(parse_qwen_boxes("no box (12,3) here").is_empty());
+        assert!(parse_qwen_boxes("(99999999999,1),(2,3)").is_empty());
+    }
+
+    #[test]
+    fn finds_the_referenced_image() {
+        assert_eq!(referenced_image("Locate it in the third image."), Some(2));
+        assert_eq!(referenced_image("Find the object in Image-2."), Some(1));
+        assert_eq!(referenced_image("in the 2nd image"), Some(1));
+        assert_eq!(referenced_image("locate it in the 1th image"), Some(0));
+        assert_eq!(
+            referenced_image("the person in Image-1 … locate it in the second image"),
+            Some(1)
+        );
+        assert_eq!(referenced_image("image 0"), None);
+        assert_eq!(referenced_image("no reference at all"), None);
+    }
+
+    #[test]
+    fn pixel_conversion_scales_each_axis() {
+        let b = NormBox::new(0.5, 0.25, 1.0, 0.5);
+        assert_eq!(b.to_pixels(200, 100), [100.0, 25.0, 200.0, 50.0]);
+    }
+}

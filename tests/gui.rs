@@ -1,0 +1,199 @@
+//! GUI tests: the whole app in egui_kittest with the wgpu renderer (lavapipe in CI),
+//! driven by clicks and keys, with a snapshot per view.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
+use egui_kittest::kittest::Queryable;
+use egui_kittest::{Harness, SnapshotOptions};
+use loupe::routing::WorkspaceKind;
+use loupe::state::Settings;
+use loupe::{LoupeApp, StartOptions};
+use std::time::{Duration, Instant};
+
+fn harness_with(settings: Settings, open: Vec<std::path::PathBuf>) -> Harness<'static, LoupeApp> {
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .wgpu()
+        .build_eframe(move |cc| LoupeApp::with_settings(&cc.egui_ctx, settings, StartOptions { open }).unwrap());
+    settle(&mut harness);
+    harness
+}
+
+fn harness() -> Harness<'static, LoupeApp> {
+    harness_with(Settings::default(), Vec::new())
+}
+
+/// Step until every background decode and job has landed (images arrive over channels).
+fn settle(harness: &mut Harness<'_, LoupeApp>) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        harness.step();
+        if harness.state().is_idle() {
+            // One more pass so results that landed are laid out and drawn.
+            harness.run_steps(3);
+            return;
+        }
+        assert!(Instant::now() < deadline, "the app did not become idle");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn snapshot(harness: &mut Harness<'_, LoupeApp>, name: &str) {
+    // Lavapipe is deterministic, but font hinting can differ by a few edge pixels.
+    harness.snapshot_options(name, &SnapshotOptions::new().threshold(1.0).max_failed_pixels(40));
+}
+
+#[test]
+fn starts_on_the_grounding_demo_with_all_tabs() {
+    let mut h = harness();
+    for tab in ["Grounding", "3D", "BioMed"] {
+        assert!(h.query_by_label(tab).is_some(), "tab {tab} missing");
+    }
+    assert_eq!(h.state().settings.tab, WorkspaceKind::Grounding);
+    assert_eq!(h.state().grounding().items().len(), 3);
+    // The target image of the first demo item is the third one.
+    h.get_by_label_contains("Image 3  ·  target");
+    snapshot(&mut h, "grounding_demo");
+}
+
+#[test]
+fn tabs_switch_by_click_and_by_keyboard() {
+    let mut h = harness();
+    h.get_by_label("3D").click();
+    settle(&mut h);
+    assert_eq!(h.state().settings.tab, WorkspaceKind::Scene3d);
+    snapshot(&mut h, "scene3d_demo");
+
+    h.get_by_label("BioMed").click();
+    settle(&mut h);
+    assert_eq!(h.state().settings.tab, WorkspaceKind::BioMed);
+    h.get_by_label_contains("5 of 5 items");
+    snapshot(&mut h, "biomed_demo");
+
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Num1);
+    h.run_steps(2);
+    assert_eq!(h.state().settings.tab, WorkspaceKind::Grounding);
+}
+
+#[test]
+fn arrow_keys_move_through_grounding_items() {
+    let mut h = harness();
+    assert_eq!(h.state().grounding().selected(), 0);
+    h.key_press(egui::Key::ArrowDown);
+    h.key_press(egui::Key::J);
+    h.run_steps(2);
+    assert_eq!(h.state().grounding().selected(), 2);
+    h.key_press(egui::Key::ArrowDown);
+    h.run_steps(2);
+    assert_eq!(h.state().grounding().selected(), 2, "stays on the last item");
+    h.key_press(egui::Key::K);
+    h.run_steps(2);
+    assert_eq!(h.state().grounding().selected(), 1);
+}
+
+#[test]
+fn f1_opens_the_shortcut_overlay_listing_bindings() {
+    let mut h = harness();
+    assert!(h.query_by_label("Keyboard shortcuts").is_none());
+    h.key_press(egui::Key::F1);
+    h.run_steps(3);
+    assert!(h.state().help_visible());
+    h.get_by_label("Keyboard shortcuts");
+    // Every global binding is listed.
+    for b in loupe::ui::shortcuts::GLOBAL {
+        h.get_all_by_label(b.action).next().unwrap_or_else(|| panic!("{} not listed", b.action));
+    }
+    snapshot(&mut h, "shortcut_overlay");
+    h.key_press(egui::Key::F1);
+    h.run_steps(3);
+    assert!(!h.state().help_visible());
+}
+
+#[test]
+fn a_dropped_unsupported_file_shows_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("notes.txt");
+    std::fs::write(&bad, "just text").unwrap();
+    let mut h = harness();
+    h.input_mut().dropped_files.push(egui::DroppedFile { path: Some(bad.clone()), ..Default::default() });
+    settle(&mut h);
+    let errors: Vec<String> = h
+        .state()
+        .toasts()
+        .iter()
+        .filter(|t| t.level == loupe::ui::toasts::Level::Error)
+        .map(|t| t.text.clone())
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("notes.txt") && errors[0].contains("not a supported file"), "{errors:?}");
+    h.get_by_label_contains("notes.txt");
+    assert_eq!(h.state().settings.tab, WorkspaceKind::Grounding, "a failed drop changes nothing");
+}
+
+#[test]
+fn dropped_images_route_to_grounding_and_decode_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("photo.bin");
+    let pixels = image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 4, y as u8 * 5, 90]));
+    pixels.save_with_format(&img, image::ImageFormat::Png).unwrap();
+    let mut settings = Settings::default();
+    settings.tab = WorkspaceKind::BioMed;
+    let mut h = harness_with(settings, vec![img.clone()]);
+    assert_eq!(h.state().settings.tab, WorkspaceKind::Grounding);
+    let items = h.state().grounding().items();
+    assert_eq!(items.len(), 4);
+    assert_eq!(items[3].image_names, vec![img.display().to_string()]);
+    assert_eq!(h.state().grounding().selected(), 3);
+    assert_eq!(h.state().settings.recent.first(), Some(&img));
+    settle(&mut h);
+}
+
+#[test]
+fn the_ui_keeps_stepping_while_a_long_job_runs_and_cancel_stops_it() {
+    let mut h = harness();
+    let (_keep_open, never) = crossbeam_channel::bounded::<()>(0);
+    let mut job = h.state().worker().spawn("Slow test job", move |ctx| {
+        for i in 0..1000 {
+            ctx.check_cancelled()?;
+            ctx.progress(i as f32 / 1000.0, format!("step {i}"));
+            // Wait as a real job waits on I/O: on a channel, so the thread stays cancellable.
+            let _ = never.recv_timeout(Duration::from_millis(10));
+        }
+        Ok(42)
+    });
+    // Many frames while the job (about 10 s long) is still running.
+    let start = Instant::now();
+    let mut frames = 0;
+    while start.elapsed() < Duration::from_millis(600) {
+        h.step();
+        frames += 1;
+    }
+    assert!(job.try_take().is_none(), "the job should still be running");
+    assert!(frames >= 10, "only {frames} frames in 600 ms");
+    h.get_by_label("Slow test job");
+    let running = h.state().worker().board().running();
+    assert!(running[0].fraction.unwrap() > 0.0, "progress was reported");
+
+    h.get_by_label("Cancel").click();
+    h.step();
+    let result = job.wait_timeout(Duration::from_secs(5)).expect("cancel must stop the job promptly");
+    assert_eq!(result, Err(loupe::worker::JobError::Cancelled));
+    settle(&mut h);
+    assert!(h.query_by_label("Slow test job").is_none());
+}
+
+#[test]
+fn projector_scale_steps_with_keyboard_and_persists_in_settings() {
+    let mut h = harness();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Plus);
+    h.run_steps(2);
+    assert_eq!(h.state().settings.ui_scale, 1.1);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Num0);
+    h.run_steps(2);
+    assert_eq!(h.state().settings.ui_scale, 1.0);
+    h.key_press_modifiers(egui::Modifiers::COMMAND | egui::Modifiers::SHIFT, egui::Key::L);
+    h.run_steps(2);
+    assert_eq!(h.state().settings.theme, loupe::ui::theme::Theme::Light);
+    let saved = serde_json::to_string(&h.state().settings).unwrap();
+    let restored: Settings = serde_json::from_str(&saved).unwrap();
+    assert_eq!(restored, h.state().settings);
+}
