@@ -41,14 +41,22 @@ impl LoupeApp {
         Self::with_settings(&cc.egui_ctx, settings, options)
     }
 
-    pub fn with_settings(ctx: &egui::Context, settings: Settings, options: StartOptions) -> anyhow::Result<Self> {
+    pub fn with_settings(
+        ctx: &egui::Context,
+        settings: Settings,
+        options: StartOptions,
+    ) -> anyhow::Result<Self> {
         let repaint_ctx = ctx.clone();
         let worker = Worker::new(Arc::new(move || repaint_ctx.request_repaint()))?;
         ctx.options_mut(|o| o.zoom_with_keyboard = false);
         let images = ImageCache::new(ctx.clone(), worker.clone(), ImageCache::DEFAULT_BUDGET);
         let mut app = Self {
             settings,
-            shared: Shared { worker, images, toasts: Toasts::default() },
+            shared: Shared {
+                worker,
+                images,
+                toasts: Toasts::default(),
+            },
             grounding: Grounding::default(),
             scene3d: Scene3d::default(),
             biomed: BioMed::default(),
@@ -103,18 +111,19 @@ impl LoupeApp {
             [one] => format!("Open {}", one.display()),
             many => format!("Open {} paths", many.len()),
         };
-        self.classifying.push(self.shared.worker.spawn(&name, move |ctx| {
-            let total = paths.len().max(1) as f32;
-            Ok(paths
-                .into_iter()
-                .enumerate()
-                .map(|(i, p)| {
-                    ctx.progress(i as f32 / total, p.display().to_string());
-                    let c = routing::classify(&p);
-                    (p, c)
-                })
-                .collect())
-        }));
+        self.classifying
+            .push(self.shared.worker.spawn(&name, move |ctx| {
+                let total = paths.len().max(1) as f32;
+                Ok(paths
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        ctx.progress(i as f32 / total, p.display().to_string());
+                        let c = routing::classify(&p);
+                        (p, c)
+                    })
+                    .collect())
+            }));
     }
 
     fn workspace_mut(&mut self, kind: WorkspaceKind) -> &mut dyn Workspace {
@@ -154,9 +163,15 @@ impl LoupeApp {
                                 self.settings.remember(&path);
                                 self.settings.tab = kind;
                                 match kind {
-                                    WorkspaceKind::Grounding => self.grounding.open(&path, content, &mut self.shared),
-                                    WorkspaceKind::Scene3d => self.scene3d.open(&path, content, &mut self.shared),
-                                    WorkspaceKind::BioMed => self.biomed.open(&path, content, &mut self.shared),
+                                    WorkspaceKind::Grounding => {
+                                        self.grounding.open(&path, content, &mut self.shared)
+                                    }
+                                    WorkspaceKind::Scene3d => {
+                                        self.scene3d.open(&path, content, &mut self.shared)
+                                    }
+                                    WorkspaceKind::BioMed => {
+                                        self.biomed.open(&path, content, &mut self.shared)
+                                    }
                                 }
                             }
                             Err(err) => self.shared.toasts.error(err.to_string()),
@@ -194,7 +209,11 @@ impl LoupeApp {
         let title = if folder { "Open folder" } else { "Open file" };
         self.dialogs.push(self.shared.worker.spawn(title, move |_| {
             let dialog = rfd::FileDialog::new().set_title(title);
-            Ok(if folder { dialog.pick_folder() } else { dialog.pick_file() })
+            Ok(if folder {
+                dialog.pick_folder()
+            } else {
+                dialog.pick_file()
+            })
         }));
     }
 
@@ -209,7 +228,9 @@ impl LoupeApp {
             self.open_dialog(false);
         }
         let mut steps = 0;
-        if shortcuts::pressed(ctx, &shortcuts::ZOOM_IN) || shortcuts::pressed(ctx, &shortcuts::ZOOM_IN_EQUALS) {
+        if shortcuts::pressed(ctx, &shortcuts::ZOOM_IN)
+            || shortcuts::pressed(ctx, &shortcuts::ZOOM_IN_EQUALS)
+        {
             steps += 1;
         }
         if shortcuts::pressed(ctx, &shortcuts::ZOOM_OUT) {
@@ -244,16 +265,31 @@ impl LoupeApp {
     }
 
     fn handle_drops(&mut self, ctx: &egui::Context) {
-        let dropped: Vec<PathBuf> = ctx.input(|i| i.raw.dropped_files.iter().filter_map(|f| f.path.clone()).collect());
+        let dropped: Vec<PathBuf> = ctx.input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_path_buf())
+                .collect()
+        });
         if !dropped.is_empty() {
             self.open_paths(dropped);
         }
         let hovering = ctx.input(|i| !i.raw.hovered_files.is_empty());
         if hovering {
-            let painter = ctx.layer_painter(egui::LayerId::new(egui::Order::Foreground, "drop".into()));
+            let painter = ctx.layer_painter(egui::LayerId::new(
+                egui::Order::Foreground,
+                egui::Id::unique("drop"),
+            ));
             let rect = ctx.content_rect();
             painter.rect_filled(rect, 0.0, egui::Color32::from_black_alpha(160));
-            painter.text(rect.center(), egui::Align2::CENTER_CENTER, "Drop to open", egui::FontId::proportional(36.0), theme::ACCENT);
+            painter.text(
+                rect.center(),
+                egui::Align2::CENTER_CENTER,
+                "Drop to open",
+                egui::FontId::proportional(36.0),
+                theme::ACCENT,
+            );
         }
     }
 
@@ -315,11 +351,23 @@ impl LoupeApp {
                 }
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                let icon = if self.settings.theme == theme::Theme::Dark { "☀" } else { "🌙" };
-                if ui.button(icon).on_hover_text("Dark / light theme").clicked() {
+                let icon = if self.settings.theme == theme::Theme::Dark {
+                    "☀"
+                } else {
+                    "🌙"
+                };
+                if ui
+                    .button(icon)
+                    .on_hover_text("Dark / light theme")
+                    .clicked()
+                {
                     self.settings.theme = self.settings.theme.toggled();
                 }
-                if ui.button("?").on_hover_text("Keyboard shortcuts (F1)").clicked() {
+                if ui
+                    .button("?")
+                    .on_hover_text("Keyboard shortcuts (F1)")
+                    .clicked()
+                {
                     self.show_help = !self.show_help;
                 }
                 ui.label(egui::RichText::new("Loupe").color(theme::ACCENT).strong());
@@ -353,18 +401,26 @@ impl eframe::App for LoupeApp {
         let tab = self.settings.tab;
         let (ws, shared) = self.active();
         if show_items {
-            egui::Panel::left(("items", tab)).default_size(260.0).show(ui, |ui| ws.items_panel(ui, shared));
+            egui::Panel::left(("items", tab))
+                .default_size(260.0)
+                .show(ui, |ui| ws.items_panel(ui, shared));
         }
         if show_inspector {
-            egui::Panel::right(("inspector", tab)).default_size(300.0).show(ui, |ui| {
-                egui::ScrollArea::vertical().show(ui, |ui| ws.inspector(ui, shared));
-            });
+            egui::Panel::right(("inspector", tab))
+                .default_size(300.0)
+                .show(ui, |ui| {
+                    egui::ScrollArea::vertical().show(ui, |ui| ws.inspector(ui, shared));
+                });
         }
         egui::CentralPanel::default().show(ui, |ui| ws.central(ui, shared));
 
         let bindings = ws.bindings();
         let mut open = self.show_help;
-        shortcuts::overlay(&ctx, &mut open, &[("Everywhere", shortcuts::GLOBAL), (tab.title(), bindings)]);
+        shortcuts::overlay(
+            &ctx,
+            &mut open,
+            &[("Everywhere", shortcuts::GLOBAL), (tab.title(), bindings)],
+        );
         self.show_help = open;
         self.shared.toasts.show(&ctx);
         // While images decode or jobs run, keep frames coming to pick up their results.

@@ -4,7 +4,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "loupe", version, about = "Workbench for multimodal grounding and 3D / biomedical dataset inspection")]
+#[command(
+    name = "loupe",
+    version,
+    about = "Workbench for multimodal grounding and 3D / biomedical dataset inspection"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -56,7 +60,9 @@ mod tests {
     fn open_takes_paths_and_requires_one() {
         let cli = Cli::try_parse_from(["loupe", "open", "a.ply", "b"]).unwrap();
         match cli.command {
-            Some(Command::Open { paths }) => assert_eq!(paths, vec![PathBuf::from("a.ply"), PathBuf::from("b")]),
+            Some(Command::Open { paths }) => {
+                assert_eq!(paths, vec![PathBuf::from("a.ply"), PathBuf::from("b")])
+            }
             other => panic!("{other:?}"),
         }
         assert!(Cli::try_parse_from(["loupe", "open"]).is_err());

@@ -9,7 +9,6 @@ use crate::worker::Worker;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// Where an image's bytes come from.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -224,7 +223,9 @@ impl ImageCache {
     }
 
     pub fn is_loading(&self) -> bool {
-        self.entries.iter().any(|(_, e)| matches!(e, Entry::Loading))
+        self.entries
+            .iter()
+            .any(|(_, e)| matches!(e, Entry::Loading))
     }
 
     fn evict(&mut self) {

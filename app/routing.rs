@@ -98,7 +98,9 @@ fn extension(path: &Path) -> String {
 /// Enough bytes to see a tar header's `ustar` magic at offset 257.
 fn read_head(path: &Path) -> std::io::Result<Vec<u8>> {
     let mut head = Vec::with_capacity(512);
-    std::fs::File::open(path)?.take(512).read_to_end(&mut head)?;
+    std::fs::File::open(path)?
+        .take(512)
+        .read_to_end(&mut head)?;
     Ok(head)
 }
 
@@ -115,7 +117,7 @@ fn classify_bytes(path: &Path, head: &[u8], len: u64) -> Option<Content> {
     let ext = extension(path);
     // The .splat format has no header: only its extension and a size that is a whole
     // number of 32-byte records identify it.
-    if ext == "splat" && len % 32 == 0 {
+    if ext == "splat" && len.is_multiple_of(32) {
         return Some(Content::Splat);
     }
     let first = head.iter().find(|b| !b.is_ascii_whitespace());
@@ -147,8 +149,9 @@ fn classify_dir(dir: &Path) -> Option<Content> {
     if has_ext(&["ply", "splat"]) {
         return Some(Content::Ply);
     }
-    if has_ext(&["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "json", "jsonl"])
-        || dir.join("images").is_dir()
+    if has_ext(&[
+        "png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "json", "jsonl",
+    ]) || dir.join("images").is_dir()
     {
         return Some(Content::ImageFolder);
     }
@@ -199,7 +202,12 @@ mod tests {
         assert!(classify(&bad_splat).is_err());
 
         let missing = dir.path().join("nope.ply");
-        assert!(classify(&missing).unwrap_err().to_string().contains("nope.ply"));
+        assert!(
+            classify(&missing)
+                .unwrap_err()
+                .to_string()
+                .contains("nope.ply")
+        );
     }
 
     #[test]

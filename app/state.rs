@@ -55,7 +55,13 @@ mod tests {
         assert_eq!(s.recent.len(), 12);
         assert_eq!(s.recent[0], Path::new("/data/15"));
         assert_eq!(s.recent[1], Path::new("/data/19"));
-        assert_eq!(s.recent.iter().filter(|p| *p == Path::new("/data/15")).count(), 1);
+        assert_eq!(
+            s.recent
+                .iter()
+                .filter(|p| *p == Path::new("/data/15"))
+                .count(),
+            1
+        );
     }
 
     #[test]

@@ -7,13 +7,19 @@ use std::time::{Duration, Instant};
 
 fn write_png(dir: &std::path::Path, name: &str, w: u32, h: u32) -> std::path::PathBuf {
     let path = dir.join(name);
-    image::RgbaImage::from_fn(w, h, |x, y| image::Rgba([(x % 256) as u8, (y % 256) as u8, 7, 255]))
-        .save(&path)
-        .unwrap();
+    image::RgbaImage::from_fn(w, h, |x, y| {
+        image::Rgba([(x % 256) as u8, (y % 256) as u8, 7, 255])
+    })
+    .save(&path)
+    .unwrap();
     path
 }
 
-fn wait_ready(cache: &mut ImageCache, source: &ImageSource, res: Resolution) -> ([u32; 2], [usize; 2]) {
+fn wait_ready(
+    cache: &mut ImageCache,
+    source: &ImageSource,
+    res: Resolution,
+) -> ([u32; 2], [usize; 2]) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         cache.begin_frame();
@@ -35,7 +41,13 @@ fn thumbnails_keep_aspect_and_report_the_original_size() {
     assert_eq!(d.original_size, [400, 100]);
     assert_eq!(d.image.size, [64, 16]);
     // Small images are never upscaled.
-    assert_eq!(decode(&src, Resolution::Thumbnail(1000)).unwrap().image.size, [400, 100]);
+    assert_eq!(
+        decode(&src, Resolution::Thumbnail(1000))
+            .unwrap()
+            .image
+            .size,
+        [400, 100]
+    );
     // Full resolution keeps every pixel value.
     let full = decode(&src, Resolution::Full).unwrap();
     assert_eq!(full.image.pixels[401], egui::Color32::from_rgb(1, 1, 7));
@@ -46,9 +58,16 @@ fn bad_files_fail_with_their_name() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("broken.jpg");
     std::fs::write(&bad, b"\xFF\xD8\xFF\xE0 not really a jpeg").unwrap();
-    let err = decode(&ImageSource::File(bad), Resolution::Full).err().unwrap();
+    let err = decode(&ImageSource::File(bad), Resolution::Full)
+        .err()
+        .unwrap();
     assert!(err.contains("broken.jpg"), "{err}");
-    let missing = decode(&ImageSource::File(dir.path().join("gone.png")), Resolution::Full).err().unwrap();
+    let missing = decode(
+        &ImageSource::File(dir.path().join("gone.png")),
+        Resolution::Full,
+    )
+    .err()
+    .unwrap();
     assert!(missing.contains("gone.png"), "{missing}");
 }
 
@@ -62,8 +81,14 @@ fn decodes_in_the_background_and_evicts_least_recently_used_by_bytes() {
         .map(|i| ImageSource::File(write_png(dir.path(), &format!("{i}.png"), 100, 100)))
         .collect();
     // The first request returns at once: decoding happens elsewhere.
-    assert!(matches!(cache.get(&sources[0], Resolution::Full), ImageState::Loading));
-    assert_eq!(wait_ready(&mut cache, &sources[0], Resolution::Full), ([100, 100], [100, 100]));
+    assert!(matches!(
+        cache.get(&sources[0], Resolution::Full),
+        ImageState::Loading
+    ));
+    assert_eq!(
+        wait_ready(&mut cache, &sources[0], Resolution::Full),
+        ([100, 100], [100, 100])
+    );
     wait_ready(&mut cache, &sources[1], Resolution::Full);
     assert_eq!(cache.bytes(), 80_000);
     // Touch 0 so that 1 becomes least recently used, then load 2.
@@ -74,6 +99,15 @@ fn decodes_in_the_background_and_evicts_least_recently_used_by_bytes() {
     cache.begin_frame();
     assert_eq!(cache.bytes(), 80_000);
     assert_eq!(cache.len(), 2);
-    assert!(matches!(cache.get(&sources[1], Resolution::Full), ImageState::Loading), "1 was evicted");
-    assert!(matches!(cache.get(&sources[0], Resolution::Full), ImageState::Ready(_)));
+    assert!(
+        matches!(
+            cache.get(&sources[1], Resolution::Full),
+            ImageState::Loading
+        ),
+        "1 was evicted"
+    );
+    assert!(matches!(
+        cache.get(&sources[0], Resolution::Full),
+        ImageState::Ready(_)
+    ));
 }

@@ -42,7 +42,10 @@ fn cancel_stops_a_running_job_promptly() {
     assert!(job.try_take().is_none());
     let t = Instant::now();
     job.cancel();
-    assert_eq!(job.wait_timeout(Duration::from_secs(5)), Some(Err(JobError::Cancelled)));
+    assert_eq!(
+        job.wait_timeout(Duration::from_secs(5)),
+        Some(Err(JobError::Cancelled))
+    );
     // Not a speed goal: a generous bound that only a missed cancel would exceed.
     assert!(t.elapsed() < Duration::from_secs(2));
 }
@@ -60,16 +63,25 @@ fn a_panicking_job_is_reported_not_fatal() {
 #[test]
 fn failures_carry_their_message_to_the_board() {
     let worker = Worker::headless().unwrap();
-    let job = worker.spawn::<(), _>("load x.ply", |_| Err(JobError::Failed("x.ply: truncated".into())));
+    let job = worker.spawn::<(), _>("load x.ply", |_| {
+        Err(JobError::Failed("x.ply: truncated".into()))
+    });
     assert_eq!(job.wait(), Err(JobError::Failed("x.ply: truncated".into())));
-    assert_eq!(worker.board().last_error().unwrap(), "load x.ply: x.ply: truncated");
+    assert_eq!(
+        worker.board().last_error().unwrap(),
+        "load x.ply: x.ply: truncated"
+    );
 }
 
 #[test]
 fn the_inference_thread_keeps_its_model_and_runs_requests_in_order() {
     let worker = Worker::headless().unwrap();
-    let thread: InferenceThread<Vec<u32>> =
-        InferenceThread::spawn("inference", worker.board().clone(), worker.repaint_hook().clone()).unwrap();
+    let thread: InferenceThread<Vec<u32>> = InferenceThread::spawn(
+        "inference",
+        worker.board().clone(),
+        worker.repaint_hook().clone(),
+    )
+    .unwrap();
     let load = thread.submit("load", |model, _| {
         *model = Some(Vec::new());
         Ok(std::thread::current().name().map(str::to_owned))
@@ -87,5 +99,9 @@ fn the_inference_thread_keeps_its_model_and_runs_requests_in_order() {
     assert_eq!(load_thread.as_deref(), Some("inference"));
     let results: Vec<_> = jobs.into_iter().map(|j| j.wait().unwrap()).collect();
     assert_eq!(results.last().unwrap().0, vec![0, 1, 2, 3, 4]);
-    assert!(results.iter().all(|(_, name)| name.as_deref() == Some("inference")));
+    assert!(
+        results
+            .iter()
+            .all(|(_, name)| name.as_deref() == Some("inference"))
+    );
 }

@@ -22,7 +22,12 @@ pub struct GroundingItem {
 }
 
 /// Where the target image comes from for `task` (see the reference's task table).
-pub fn derive_target(task: &str, question: &str, additional_info: &str, images: usize) -> Option<usize> {
+pub fn derive_target(
+    task: &str,
+    question: &str,
+    additional_info: &str,
+    images: usize,
+) -> Option<usize> {
     let found = match task {
         // The regions follow the source image, and the answer lives in the source.
         "region" => Some(0),
@@ -31,7 +36,11 @@ pub fn derive_target(task: &str, question: &str, additional_info: &str, images: 
         _ => referenced_image(question),
     };
     // Pairs whose wording names no image compare image 1 with image 2: the answer is on 2.
-    let found = found.or(if images == 2 && matches!(task, "diff" | "view_diff") { Some(1) } else { None });
+    let found = found.or(if images == 2 && matches!(task, "diff" | "view_diff") {
+        Some(1)
+    } else {
+        None
+    });
     found.filter(|&i| i < images)
 }
 
@@ -46,7 +55,8 @@ pub fn parse(
         location: "whole file".to_owned(),
         message,
     };
-    let root: Value = serde_json::from_str(text).map_err(|e| whole(format!("not valid JSON: {e}")))?;
+    let root: Value =
+        serde_json::from_str(text).map_err(|e| whole(format!("not valid JSON: {e}")))?;
     let Value::Array(records) = root else {
         return Err(whole("expected a JSON list of items".into()));
     };
@@ -65,10 +75,20 @@ pub fn parse(
     Ok((items, errors))
 }
 
-fn parse_item(record: &Value, resolve: &dyn Fn(&str) -> ImageSource) -> Result<GroundingItem, String> {
-    let field = |name: &str| record.get(name).ok_or_else(|| format!("missing field '{name}'"));
+fn parse_item(
+    record: &Value,
+    resolve: &dyn Fn(&str) -> ImageSource,
+) -> Result<GroundingItem, String> {
+    let field = |name: &str| {
+        record
+            .get(name)
+            .ok_or_else(|| format!("missing field '{name}'"))
+    };
     let string = |name: &str| -> Result<String, String> {
-        field(name)?.as_str().map(str::to_owned).ok_or_else(|| format!("field '{name}' is not a string"))
+        field(name)?
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("field '{name}' is not a string"))
     };
     let task = string("task")?;
     let question = string("question")?;
@@ -76,7 +96,11 @@ fn parse_item(record: &Value, resolve: &dyn Fn(&str) -> ImageSource) -> Result<G
         .as_array()
         .ok_or("field 'images' is not a list")?
         .iter()
-        .map(|v| v.as_str().map(str::to_owned).ok_or("field 'images' holds a non-string"))
+        .map(|v| {
+            v.as_str()
+                .map(str::to_owned)
+                .ok_or("field 'images' holds a non-string")
+        })
         .collect::<Result<_, _>>()?;
     if image_names.is_empty() {
         return Err("field 'images' is empty".into());
@@ -84,7 +108,10 @@ fn parse_item(record: &Value, resolve: &dyn Fn(&str) -> ImageSource) -> Result<G
     let gt = match record.get("answer") {
         None | Some(Value::Null) => None,
         Some(Value::Array(v)) if v.len() == 4 => {
-            let c: Vec<f32> = v.iter().filter_map(|x| x.as_f64().map(|f| f as f32)).collect();
+            let c: Vec<f32> = v
+                .iter()
+                .filter_map(|x| x.as_f64().map(|f| f as f32))
+                .collect();
             if c.len() != 4 || c.iter().any(|x| !x.is_finite()) {
                 return Err("field 'answer' must hold four numbers".into());
             }
@@ -92,7 +119,10 @@ fn parse_item(record: &Value, resolve: &dyn Fn(&str) -> ImageSource) -> Result<G
         }
         Some(_) => return Err("field 'answer' must be [x1, y1, x2, y2]".into()),
     };
-    let info = record.get("additional_info").and_then(Value::as_str).unwrap_or_default();
+    let info = record
+        .get("additional_info")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let target = derive_target(&task, &question, info, image_names.len());
     Ok(GroundingItem {
         images: image_names.iter().map(|p| resolve(p)).collect(),
@@ -109,7 +139,10 @@ fn parse_item(record: &Value, resolve: &dyn Fn(&str) -> ImageSource) -> Result<G
 pub fn resolve_on_disk(annotation_file: &Path, written: &str) -> ImageSource {
     let dir = annotation_file.parent().unwrap_or(Path::new("."));
     let candidates = [dir.join(written), dir.parent().unwrap_or(dir).join(written)];
-    let found = candidates.iter().find(|p| p.exists()).unwrap_or(&candidates[0]);
+    let found = candidates
+        .iter()
+        .find(|p| p.exists())
+        .unwrap_or(&candidates[0]);
     ImageSource::File(found.clone())
 }
 
@@ -126,7 +159,11 @@ mod tests {
         let (items, errors) = parse("demo", crate::demo::MIG_BENCH_JSON, &resolve).unwrap();
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(items.len(), 3);
-        assert_eq!(items[0].target, Some(2), "group grounding names the third image");
+        assert_eq!(
+            items[0].target,
+            Some(2),
+            "group grounding names the third image"
+        );
         assert_eq!(items[1].target, Some(1));
         assert_eq!(items[0].gt, Some(NormBox::new(0.28, 0.04, 0.69, 0.77)));
     }
@@ -143,18 +180,28 @@ mod tests {
         assert_eq!(items.len(), 1);
         assert_eq!(items[0].target, Some(1));
         let msgs: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        assert_eq!(msgs, vec![
-            "bench.json: item 1: field 'images' is not a list",
-            "bench.json: item 2: field 'answer' must be [x1, y1, x2, y2]",
-            "bench.json: item 3: missing field 'task'",
-        ]);
+        assert_eq!(
+            msgs,
+            vec![
+                "bench.json: item 1: field 'images' is not a list",
+                "bench.json: item 2: field 'answer' must be [x1, y1, x2, y2]",
+                "bench.json: item 3: missing field 'task'",
+            ]
+        );
         let err = parse("bench.json", "{not json", &resolve).unwrap_err();
-        assert!(err.to_string().starts_with("bench.json: whole file: not valid JSON"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("bench.json: whole file: not valid JSON"),
+            "{err}"
+        );
     }
 
     #[test]
     fn targets_outside_the_item_are_dropped() {
-        assert_eq!(derive_target("common_object", "locate it in the fifth image", "", 3), None);
+        assert_eq!(
+            derive_target("common_object", "locate it in the fifth image", "", 3),
+            None
+        );
         assert_eq!(derive_target("region", "anything", "", 4), Some(0));
     }
 }

@@ -84,13 +84,16 @@ pub fn overlay(ctx: &egui::Context, open: &mut bool, sections: &[(&str, &[&Bindi
             ui.columns(sections.len(), |cols| {
                 for (col, (title, bindings)) in cols.iter_mut().zip(sections) {
                     col.heading(*title);
-                    egui::Grid::new(*title).striped(true).num_columns(2).show(col, |ui| {
-                        for b in *bindings {
-                            ui.monospace(ctx.format_shortcut(&b.shortcut));
-                            ui.label(b.action);
-                            ui.end_row();
-                        }
-                    });
+                    egui::Grid::new(*title)
+                        .striped(true)
+                        .num_columns(2)
+                        .show(col, |ui| {
+                            for b in *bindings {
+                                ui.monospace(ctx.format_shortcut(&b.shortcut));
+                                ui.label(b.action);
+                                ui.end_row();
+                            }
+                        });
                 }
             });
         });
@@ -109,7 +112,11 @@ mod tests {
         }
         for section in [GROUNDING, SCENE3D, BIOMED] {
             for b in section {
-                assert!(GLOBAL.iter().all(|g| g.shortcut != b.shortcut), "{} clashes", b.action);
+                assert!(
+                    GLOBAL.iter().all(|g| g.shortcut != b.shortcut),
+                    "{} clashes",
+                    b.action
+                );
             }
         }
     }

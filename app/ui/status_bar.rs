@@ -14,12 +14,20 @@ pub fn show(ui: &mut Ui, board: &JobBoard, cache_bytes: usize, extra: &str) {
                 ui.spinner();
                 ui.label(&job.name);
                 if let Some(fraction) = job.fraction {
-                    ui.add(egui::ProgressBar::new(fraction).desired_width(120.0).show_percentage());
+                    ui.add(
+                        egui::ProgressBar::new(fraction)
+                            .desired_width(120.0)
+                            .show_percentage(),
+                    );
                 }
                 if !job.message.is_empty() {
                     ui.label(RichText::new(&job.message).weak());
                 }
-                if ui.button("Cancel").on_hover_text(format!("Cancel {}", job.name)).clicked() {
+                if ui
+                    .button("Cancel")
+                    .on_hover_text(format!("Cancel {}", job.name))
+                    .clicked()
+                {
                     job.cancel.cancel();
                 }
             });
@@ -36,7 +44,12 @@ pub fn show(ui: &mut Ui, board: &JobBoard, cache_bytes: usize, extra: &str) {
                 if ui.small_button("✖").on_hover_text("Clear errors").clicked() {
                     board.clear_errors();
                 }
-                ui.add(egui::Label::new(RichText::new(format!("⚠ {error}")).color(super::theme::ERROR)).truncate());
+                ui.add(
+                    egui::Label::new(
+                        RichText::new(format!("⚠ {error}")).color(super::theme::ERROR),
+                    )
+                    .truncate(),
+                );
             }
         });
     });

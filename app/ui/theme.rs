@@ -38,8 +38,13 @@ pub fn apply(ctx: &egui::Context, theme: Theme) {
         Theme::Dark => egui::Visuals::dark(),
         Theme::Light => egui::Visuals::light(),
     };
-    visuals.selection.bg_fill = ACCENT.gamma_multiply(if theme == Theme::Dark { 0.55 } else { 0.8 });
-    visuals.selection.stroke.color = if theme == Theme::Dark { Color32::WHITE } else { Color32::BLACK };
+    visuals.selection.bg_fill =
+        ACCENT.gamma_multiply(if theme == Theme::Dark { 0.55 } else { 0.8 });
+    visuals.selection.stroke.color = if theme == Theme::Dark {
+        Color32::WHITE
+    } else {
+        Color32::BLACK
+    };
     visuals.hyperlink_color = ACCENT;
     if theme == Theme::Dark {
         visuals.panel_fill = Color32::from_gray(24);
@@ -48,11 +53,23 @@ pub fn apply(ctx: &egui::Context, theme: Theme) {
     ctx.set_visuals(visuals);
     ctx.all_styles_mut(|style| {
         style.text_styles = [
-            (TextStyle::Small, FontId::new(12.0, FontFamily::Proportional)),
+            (
+                TextStyle::Small,
+                FontId::new(12.0, FontFamily::Proportional),
+            ),
             (TextStyle::Body, FontId::new(15.0, FontFamily::Proportional)),
-            (TextStyle::Button, FontId::new(15.0, FontFamily::Proportional)),
-            (TextStyle::Heading, FontId::new(21.0, FontFamily::Proportional)),
-            (TextStyle::Monospace, FontId::new(14.0, FontFamily::Monospace)),
+            (
+                TextStyle::Button,
+                FontId::new(15.0, FontFamily::Proportional),
+            ),
+            (
+                TextStyle::Heading,
+                FontId::new(21.0, FontFamily::Proportional),
+            ),
+            (
+                TextStyle::Monospace,
+                FontId::new(14.0, FontFamily::Monospace),
+            ),
         ]
         .into();
         style.spacing.item_spacing = egui::vec2(8.0, 6.0);

@@ -37,7 +37,11 @@ impl Toasts {
     }
 
     fn push(&mut self, level: Level, text: String) {
-        self.toasts.push(Toast { level, text, shown: Instant::now() });
+        self.toasts.push(Toast {
+            level,
+            text,
+            shown: Instant::now(),
+        });
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Toast> {
@@ -46,13 +50,18 @@ impl Toasts {
 
     pub fn show(&mut self, ctx: &egui::Context) {
         self.toasts.retain(|t| {
-            t.shown.elapsed() < if t.level == Level::Error { Self::ERROR_FOR } else { Self::INFO_FOR }
+            t.shown.elapsed()
+                < if t.level == Level::Error {
+                    Self::ERROR_FOR
+                } else {
+                    Self::INFO_FOR
+                }
         });
         if self.toasts.is_empty() {
             return;
         }
         let mut dismiss = None;
-        egui::Area::new("toasts".into())
+        egui::Area::new(egui::Id::unique("toasts"))
             .anchor(Align2::RIGHT_BOTTOM, egui::vec2(-12.0, -40.0))
             .order(egui::Order::Foreground)
             .show(ctx, |ui| {
@@ -64,9 +73,15 @@ impl Toasts {
                     egui::Frame::popup(ui.style()).fill(fill).show(ui, |ui| {
                         ui.set_max_width(460.0);
                         ui.horizontal(|ui| {
-                            let color = if toast.level == Level::Error { Color32::WHITE } else { ui.visuals().text_color() };
+                            let color = if toast.level == Level::Error {
+                                Color32::WHITE
+                            } else {
+                                ui.visuals().text_color()
+                            };
                             ui.label(RichText::new(icon).color(color).size(18.0));
-                            ui.add(egui::Label::new(RichText::new(&toast.text).color(color)).wrap());
+                            ui.add(
+                                egui::Label::new(RichText::new(&toast.text).color(color)).wrap(),
+                            );
                             if ui.small_button("✖").on_hover_text("Dismiss").clicked() {
                                 dismiss = Some(i);
                             }

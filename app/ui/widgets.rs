@@ -15,7 +15,11 @@ pub fn fit_rect(available: Rect, size: egui::Vec2) -> Rect {
 pub fn placeholder(ui: &mut Ui, rect: Rect, text: &str, is_error: bool) {
     let painter = ui.painter_at(rect);
     painter.rect_filled(rect, 4.0, ui.visuals().extreme_bg_color);
-    let color = if is_error { super::theme::ERROR } else { ui.visuals().weak_text_color() };
+    let color = if is_error {
+        super::theme::ERROR
+    } else {
+        ui.visuals().weak_text_color()
+    };
     painter.text(
         rect.center(),
         egui::Align2::CENTER_CENTER,
@@ -30,17 +34,31 @@ pub fn draw_box(ui: &Ui, rect: Rect, color: Color32, label: &str, dashed: bool) 
     let painter = ui.painter();
     let stroke = Stroke::new(2.5, color);
     if dashed {
-        let pts = [rect.left_top(), rect.right_top(), rect.right_bottom(), rect.left_bottom(), rect.left_top()];
+        let pts = [
+            rect.left_top(),
+            rect.right_top(),
+            rect.right_bottom(),
+            rect.left_bottom(),
+            rect.left_top(),
+        ];
         painter.extend(egui::Shape::dashed_line(&pts, stroke, 8.0, 5.0));
     } else {
         // A dark halo keeps thin boxes visible on bright images.
-        painter.rect_stroke(rect, 0.0, Stroke::new(4.5, Color32::from_black_alpha(140)), egui::StrokeKind::Middle);
+        painter.rect_stroke(
+            rect,
+            0.0,
+            Stroke::new(4.5, Color32::from_black_alpha(140)),
+            egui::StrokeKind::Middle,
+        );
         painter.rect_stroke(rect, 0.0, stroke, egui::StrokeKind::Middle);
     }
     if !label.is_empty() {
         let font = egui::TextStyle::Small.resolve(ui.style());
         let galley = painter.layout_no_wrap(label.to_owned(), font, Color32::BLACK);
-        let tag = Rect::from_min_size(rect.left_top() - egui::vec2(0.0, galley.size().y + 4.0), galley.size() + egui::vec2(8.0, 4.0));
+        let tag = Rect::from_min_size(
+            rect.left_top() - egui::vec2(0.0, galley.size().y + 4.0),
+            galley.size() + egui::vec2(8.0, 4.0),
+        );
         painter.rect_filled(tag, 2.0, color);
         painter.galley(tag.min + egui::vec2(4.0, 2.0), galley, Color32::BLACK);
     }
@@ -59,6 +77,9 @@ mod tests {
     fn fit_keeps_aspect_and_centres() {
         let avail = Rect::from_min_size(egui::pos2(0.0, 0.0), egui::vec2(200.0, 100.0));
         let r = fit_rect(avail, egui::vec2(400.0, 400.0));
-        assert_eq!(r, Rect::from_min_size(egui::pos2(50.0, 0.0), egui::vec2(100.0, 100.0)));
+        assert_eq!(
+            r,
+            Rect::from_min_size(egui::pos2(50.0, 0.0), egui::vec2(100.0, 100.0))
+        );
     }
 }

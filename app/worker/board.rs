@@ -32,7 +32,9 @@ pub struct JobBoard(Arc<Mutex<BoardInner>>);
 impl JobBoard {
     fn lock(&self) -> MutexGuard<'_, BoardInner> {
         // A poisoned lock only means a job panicked mid-update; the data is still usable.
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub(super) fn register(&self, name: &str, cancel: CancelToken) -> JobId {

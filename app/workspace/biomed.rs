@@ -33,7 +33,8 @@ pub struct BioMed {
 
 impl Default for BioMed {
     fn default() -> Self {
-        let mut samples: Vec<Sample> = serde_json::from_str(crate::demo::BIOMED_JSON).unwrap_or_default();
+        let mut samples: Vec<Sample> =
+            serde_json::from_str(crate::demo::BIOMED_JSON).unwrap_or_default();
         for s in &mut samples {
             s.source = crate::demo::image(&s.image);
         }
@@ -65,7 +66,9 @@ impl BioMed {
         self.visible = (0..self.samples.len())
             .filter(|&i| {
                 let s = &self.samples[i];
-                q.is_empty() || s.caption.to_lowercase().contains(&q) || s.primary_label.to_lowercase().contains(&q)
+                q.is_empty()
+                    || s.caption.to_lowercase().contains(&q)
+                    || s.primary_label.to_lowercase().contains(&q)
             })
             .collect();
         if self.selected.is_some_and(|s| !self.visible.contains(&s)) {
@@ -74,8 +77,14 @@ impl BioMed {
     }
 
     fn step_selection(&mut self, delta: isize) {
-        let pos = self.selected.and_then(|s| self.visible.iter().position(|&v| v == s)).unwrap_or(0);
-        if let Some(&next) = self.visible.get(pos.saturating_add_signed(delta).min(self.visible.len().saturating_sub(1))) {
+        let pos = self
+            .selected
+            .and_then(|s| self.visible.iter().position(|&v| v == s))
+            .unwrap_or(0);
+        if let Some(&next) = self.visible.get(
+            pos.saturating_add_signed(delta)
+                .min(self.visible.len().saturating_sub(1)),
+        ) {
             self.selected = Some(next);
         }
     }
@@ -95,50 +104,85 @@ impl Workspace for BioMed {
         if ui.text_edit_singleline(&mut self.query).changed() {
             self.refilter();
         }
-        ui.label(format!("{} of {} items", self.visible.len(), self.samples.len()));
+        ui.label(format!(
+            "{} of {} items",
+            self.visible.len(),
+            self.samples.len()
+        ));
     }
 
     fn central(&mut self, ui: &mut Ui, shared: &mut Shared) {
         let tile = egui::vec2(self.thumb_size, self.thumb_size + 22.0);
         let gap = 8.0;
-        let cols = ((ui.available_width() + gap) / (tile.x + gap)).floor().max(1.0) as usize;
+        let cols = ((ui.available_width() + gap) / (tile.x + gap))
+            .floor()
+            .max(1.0) as usize;
         let rows = self.visible.len().div_ceil(cols);
         let thumb_px = (self.thumb_size * ui.ctx().pixels_per_point()).round() as u32;
         let mut clicked = None;
-        egui::ScrollArea::vertical().auto_shrink(false).show_rows(ui, tile.y + gap, rows, |ui, row_range| {
-            for row in row_range {
-                ui.horizontal(|ui| {
-                    for col in 0..cols {
-                        let Some(&index) = self.visible.get(row * cols + col) else { break };
-                        let sample = &self.samples[index];
-                        let (rect, response) = widgets::tile(ui, tile);
-                        let image_rect = egui::Rect::from_min_size(rect.min, egui::vec2(tile.x, tile.x));
-                        match sample.source.as_ref().map(|s| shared.images.get(s, Resolution::Thumbnail(thumb_px))) {
-                            Some(ImageState::Ready(img)) => {
-                                let fitted = widgets::fit_rect(image_rect, img.texture_size());
-                                ui.painter().image(img.texture.id(), fitted, egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)), egui::Color32::WHITE);
+        egui::ScrollArea::vertical().auto_shrink(false).show_rows(
+            ui,
+            tile.y + gap,
+            rows,
+            |ui, row_range| {
+                for row in row_range {
+                    ui.horizontal(|ui| {
+                        for col in 0..cols {
+                            let Some(&index) = self.visible.get(row * cols + col) else {
+                                break;
+                            };
+                            let sample = &self.samples[index];
+                            let (rect, response) = widgets::tile(ui, tile);
+                            let image_rect =
+                                egui::Rect::from_min_size(rect.min, egui::vec2(tile.x, tile.x));
+                            match sample
+                                .source
+                                .as_ref()
+                                .map(|s| shared.images.get(s, Resolution::Thumbnail(thumb_px)))
+                            {
+                                Some(ImageState::Ready(img)) => {
+                                    let fitted = widgets::fit_rect(image_rect, img.texture_size());
+                                    ui.painter().image(
+                                        img.texture.id(),
+                                        fitted,
+                                        egui::Rect::from_min_max(
+                                            egui::pos2(0.0, 0.0),
+                                            egui::pos2(1.0, 1.0),
+                                        ),
+                                        egui::Color32::WHITE,
+                                    );
+                                }
+                                Some(ImageState::Loading) => {
+                                    widgets::placeholder(ui, image_rect, "…", false)
+                                }
+                                Some(ImageState::Failed(_)) | None => {
+                                    widgets::placeholder(ui, image_rect, "⚠", true)
+                                }
                             }
-                            Some(ImageState::Loading) => widgets::placeholder(ui, image_rect, "…", false),
-                            Some(ImageState::Failed(_)) | None => widgets::placeholder(ui, image_rect, "⚠", true),
+                            ui.painter().text(
+                                rect.left_bottom() + egui::vec2(2.0, -4.0),
+                                egui::Align2::LEFT_BOTTOM,
+                                &sample.primary_label,
+                                egui::TextStyle::Small.resolve(ui.style()),
+                                ui.visuals().weak_text_color(),
+                            );
+                            if self.selected == Some(index) {
+                                ui.painter().rect_stroke(
+                                    rect.expand(2.0),
+                                    4.0,
+                                    egui::Stroke::new(2.5, theme::ACCENT),
+                                    egui::StrokeKind::Outside,
+                                );
+                            }
+                            if response.clicked() {
+                                clicked = Some(index);
+                            }
+                            ui.add_space(gap - ui.spacing().item_spacing.x);
                         }
-                        ui.painter().text(
-                            rect.left_bottom() + egui::vec2(2.0, -4.0),
-                            egui::Align2::LEFT_BOTTOM,
-                            &sample.primary_label,
-                            egui::TextStyle::Small.resolve(ui.style()),
-                            ui.visuals().weak_text_color(),
-                        );
-                        if self.selected == Some(index) {
-                            ui.painter().rect_stroke(rect.expand(2.0), 4.0, egui::Stroke::new(2.5, theme::ACCENT), egui::StrokeKind::Outside);
-                        }
-                        if response.clicked() {
-                            clicked = Some(index);
-                        }
-                        ui.add_space(gap - ui.spacing().item_spacing.x);
-                    }
-                });
-            }
-        });
+                    });
+                }
+            },
+        );
         if clicked.is_some() {
             self.selected = clicked;
         }
@@ -150,25 +194,35 @@ impl Workspace for BioMed {
             ui.label("Nothing selected");
             return;
         };
-        if let Some(ImageState::Ready(img)) = sample.source.as_ref().map(|s| shared.images.get(s, Resolution::Thumbnail(512))) {
+        if let Some(ImageState::Ready(img)) = sample
+            .source
+            .as_ref()
+            .map(|s| shared.images.get(s, Resolution::Thumbnail(512)))
+        {
             let w = ui.available_width();
             let size = img.texture_size();
-            ui.image((img.texture.id(), egui::vec2(w, w * size.y / size.x.max(1.0))));
+            ui.image((
+                img.texture.id(),
+                egui::vec2(w, w * size.y / size.x.max(1.0)),
+            ));
         }
         ui.add(egui::Label::new(&sample.caption).wrap());
         ui.separator();
-        egui::Grid::new("sample_meta").num_columns(2).striped(true).show(ui, |ui| {
-            for (k, v) in [
-                ("key", &sample.key),
-                ("primary label", &sample.primary_label),
-                ("secondary label", &sample.secondary_label),
-                ("licence", &sample.license),
-            ] {
-                ui.label(k);
-                ui.label(v);
-                ui.end_row();
-            }
-        });
+        egui::Grid::new("sample_meta")
+            .num_columns(2)
+            .striped(true)
+            .show(ui, |ui| {
+                for (k, v) in [
+                    ("key", &sample.key),
+                    ("primary label", &sample.primary_label),
+                    ("secondary label", &sample.secondary_label),
+                    ("licence", &sample.license),
+                ] {
+                    ui.label(k);
+                    ui.label(v);
+                    ui.end_row();
+                }
+            });
     }
 
     fn handle_keys(&mut self, ctx: &egui::Context) {

@@ -21,7 +21,8 @@ pub struct Grounding {
 
 impl Default for Grounding {
     fn default() -> Self {
-        let resolve = |p: &str| crate::demo::image(p).unwrap_or_else(|| ImageSource::File(p.into()));
+        let resolve =
+            |p: &str| crate::demo::image(p).unwrap_or_else(|| ImageSource::File(p.into()));
         let items = mig_bench::parse("demo", crate::demo::MIG_BENCH_JSON, &resolve)
             .map(|(items, _)| items)
             .unwrap_or_default();
@@ -45,7 +46,10 @@ impl Grounding {
 
     fn select(&mut self, delta: isize) {
         if !self.items.is_empty() {
-            self.selected = self.selected.saturating_add_signed(delta).min(self.items.len() - 1);
+            self.selected = self
+                .selected
+                .saturating_add_signed(delta)
+                .min(self.items.len() - 1);
         }
     }
 
@@ -73,7 +77,10 @@ impl Grounding {
     }
 
     fn load_annotations(&mut self, path: PathBuf, shared: &mut Shared) {
-        let name = format!("Load {}", path.file_name().unwrap_or_default().to_string_lossy());
+        let name = format!(
+            "Load {}",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        );
         self.loading = Some(shared.worker.spawn(&name, move |ctx| {
             ctx.progress(0.0, "reading");
             let text = std::fs::read_to_string(&path)
@@ -81,9 +88,14 @@ impl Grounding {
             ctx.check_cancelled()?;
             ctx.progress(0.5, "parsing");
             let file = path.display().to_string();
-            let (items, errors) = mig_bench::parse(&file, &text, &|p| mig_bench::resolve_on_disk(&path, p))
-                .map_err(|e| crate::worker::JobError::Failed(e.to_string()))?;
-            Ok((file, items, errors.iter().map(ToString::to_string).collect()))
+            let (items, errors) =
+                mig_bench::parse(&file, &text, &|p| mig_bench::resolve_on_disk(&path, p))
+                    .map_err(|e| crate::worker::JobError::Failed(e.to_string()))?;
+            Ok((
+                file,
+                items,
+                errors.iter().map(ToString::to_string).collect(),
+            ))
         }));
     }
 
@@ -97,13 +109,22 @@ impl Grounding {
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .collect();
             entries.sort();
-            if let Some(json) = entries.iter().find(|p| p.extension().is_some_and(|e| e == "json")) {
-                let text = std::fs::read_to_string(json)
-                    .map_err(|e| crate::worker::JobError::Failed(format!("{}: {e}", json.display())))?;
+            if let Some(json) = entries
+                .iter()
+                .find(|p| p.extension().is_some_and(|e| e == "json"))
+            {
+                let text = std::fs::read_to_string(json).map_err(|e| {
+                    crate::worker::JobError::Failed(format!("{}: {e}", json.display()))
+                })?;
                 let file = json.display().to_string();
-                let (items, errors) = mig_bench::parse(&file, &text, &|p| mig_bench::resolve_on_disk(json, p))
-                    .map_err(|e| crate::worker::JobError::Failed(e.to_string()))?;
-                return Ok((file, items, errors.iter().map(ToString::to_string).collect()));
+                let (items, errors) =
+                    mig_bench::parse(&file, &text, &|p| mig_bench::resolve_on_disk(json, p))
+                        .map_err(|e| crate::worker::JobError::Failed(e.to_string()))?;
+                return Ok((
+                    file,
+                    items,
+                    errors.iter().map(ToString::to_string).collect(),
+                ));
             }
             let mut images = Vec::new();
             for (i, p) in entries.iter().enumerate() {
@@ -147,13 +168,21 @@ impl Grounding {
             let min = avail.min + egui::vec2(c as f32 * (cell.x + gap), r as f32 * (cell.y + gap));
             let rect = egui::Rect::from_min_size(min, cell).shrink2(egui::vec2(0.0, 12.0));
             let is_target = item.target == Some(i);
-            let caption = format!("Image {}{}", i + 1, if is_target { "  ·  target" } else { "" });
+            let caption = format!(
+                "Image {}{}",
+                i + 1,
+                if is_target { "  ·  target" } else { "" }
+            );
             ui.painter().text(
                 rect.left_top() - egui::vec2(0.0, 11.0),
                 egui::Align2::LEFT_CENTER,
                 caption,
                 egui::TextStyle::Small.resolve(ui.style()),
-                if is_target { theme::GT } else { ui.visuals().weak_text_color() },
+                if is_target {
+                    theme::GT
+                } else {
+                    ui.visuals().weak_text_color()
+                },
             );
             match shared.images.get(source, Resolution::Full) {
                 ImageState::Ready(img) => {
@@ -165,13 +194,17 @@ impl Grounding {
                         egui::Color32::WHITE,
                     );
                     if let (true, Some(gt)) = (is_target, item.gt) {
-                        let to = |x: f32, y: f32| fitted.min + egui::vec2(x * fitted.width(), y * fitted.height());
+                        let to = |x: f32, y: f32| {
+                            fitted.min + egui::vec2(x * fitted.width(), y * fitted.height())
+                        };
                         let b = egui::Rect::from_min_max(to(gt.x1, gt.y1), to(gt.x2, gt.y2));
                         widgets::draw_box(ui, b, theme::GT, "GT", false);
                     }
                 }
                 ImageState::Loading => widgets::placeholder(ui, rect, "loading…", false),
-                ImageState::Failed(msg) => widgets::placeholder(ui, rect, &format!("⚠ {msg}"), true),
+                ImageState::Failed(msg) => {
+                    widgets::placeholder(ui, rect, &format!("⚠ {msg}"), true)
+                }
             }
         }
         ui.allocate_rect(avail, egui::Sense::hover());
@@ -201,7 +234,9 @@ impl Workspace for Grounding {
                     shared.toasts.error(e.clone());
                 }
                 if errors.len() > 3 {
-                    shared.toasts.error(format!("{file}: {} more bad items", errors.len() - 3));
+                    shared
+                        .toasts
+                        .error(format!("{file}: {} more bad items", errors.len() - 3));
                 }
                 self.source_name = file;
                 self.items = items;
@@ -218,15 +253,25 @@ impl Workspace for Grounding {
         ui.separator();
         let row_height = ui.text_style_height(&egui::TextStyle::Body) + 6.0;
         let mut clicked = None;
-        egui::ScrollArea::vertical().auto_shrink(false).show_rows(ui, row_height, self.items.len(), |ui, range| {
-            for i in range {
-                let item = &self.items[i];
-                let label = format!("{:>3}  {}  ·  {} images", i + 1, item.task, item.images.len());
-                if ui.selectable_label(i == self.selected, label).clicked() {
-                    clicked = Some(i);
+        egui::ScrollArea::vertical().auto_shrink(false).show_rows(
+            ui,
+            row_height,
+            self.items.len(),
+            |ui, range| {
+                for i in range {
+                    let item = &self.items[i];
+                    let label = format!(
+                        "{:>3}  {}  ·  {} images",
+                        i + 1,
+                        item.task,
+                        item.images.len()
+                    );
+                    if ui.selectable_label(i == self.selected, label).clicked() {
+                        clicked = Some(i);
+                    }
                 }
-            }
-        });
+            },
+        );
         if let Some(i) = clicked {
             self.selected = i;
         }
@@ -252,29 +297,38 @@ impl Workspace for Grounding {
             ui.label("Nothing selected");
             return;
         };
-        egui::Grid::new("grounding_item").num_columns(2).striped(true).show(ui, |ui| {
-            ui.label("Task");
-            ui.label(&item.task);
-            ui.end_row();
-            ui.label("Target image");
-            match item.target {
-                Some(t) => ui.label(format!("{}", t + 1)),
-                None => ui.colored_label(theme::ERROR, "ambiguous"),
-            };
-            ui.end_row();
-            if let Some(gt) = item.gt {
-                ui.label("GT (normalised)");
-                ui.monospace(format!("{:.3} {:.3} {:.3} {:.3}", gt.x1, gt.y1, gt.x2, gt.y2));
+        egui::Grid::new("grounding_item")
+            .num_columns(2)
+            .striped(true)
+            .show(ui, |ui| {
+                ui.label("Task");
+                ui.label(&item.task);
                 ui.end_row();
-                if let Some(ImageState::Ready(img)) = item.target.map(|t| shared.images.get(&item.images[t], Resolution::Full)) {
-                    let [w, h] = img.original_size;
-                    let p = gt.to_pixels(w, h);
-                    ui.label("GT (pixels)");
-                    ui.monospace(format!("{:.0} {:.0} {:.0} {:.0}", p[0], p[1], p[2], p[3]));
+                ui.label("Target image");
+                match item.target {
+                    Some(t) => ui.label(format!("{}", t + 1)),
+                    None => ui.colored_label(theme::ERROR, "ambiguous"),
+                };
+                ui.end_row();
+                if let Some(gt) = item.gt {
+                    ui.label("GT (normalised)");
+                    ui.monospace(format!(
+                        "{:.3} {:.3} {:.3} {:.3}",
+                        gt.x1, gt.y1, gt.x2, gt.y2
+                    ));
                     ui.end_row();
+                    if let Some(ImageState::Ready(img)) = item
+                        .target
+                        .map(|t| shared.images.get(&item.images[t], Resolution::Full))
+                    {
+                        let [w, h] = img.original_size;
+                        let p = gt.to_pixels(w, h);
+                        ui.label("GT (pixels)");
+                        ui.monospace(format!("{:.0} {:.0} {:.0} {:.0}", p[0], p[1], p[2], p[3]));
+                        ui.end_row();
+                    }
                 }
-            }
-        });
+            });
         ui.separator();
         ui.label(RichText::new("Images").strong());
         for (i, name) in item.image_names.iter().enumerate() {
@@ -283,10 +337,14 @@ impl Workspace for Grounding {
     }
 
     fn handle_keys(&mut self, ctx: &egui::Context) {
-        if shortcuts::pressed(ctx, &shortcuts::NEXT_ITEM) || shortcuts::pressed(ctx, &shortcuts::NEXT_ITEM_ALT) {
+        if shortcuts::pressed(ctx, &shortcuts::NEXT_ITEM)
+            || shortcuts::pressed(ctx, &shortcuts::NEXT_ITEM_ALT)
+        {
             self.select(1);
         }
-        if shortcuts::pressed(ctx, &shortcuts::PREV_ITEM) || shortcuts::pressed(ctx, &shortcuts::PREV_ITEM_ALT) {
+        if shortcuts::pressed(ctx, &shortcuts::PREV_ITEM)
+            || shortcuts::pressed(ctx, &shortcuts::PREV_ITEM_ALT)
+        {
             self.select(-1);
         }
     }
@@ -300,7 +358,10 @@ impl Workspace for Grounding {
             Content::Image => self.add_loose_image(path),
             Content::Annotations => self.load_annotations(path.to_path_buf(), shared),
             Content::ImageFolder => self.load_folder(path.to_path_buf(), shared),
-            other => shared.toasts.error(format!("{}: {other:?} is not for the Grounding workspace", path.display())),
+            other => shared.toasts.error(format!(
+                "{}: {other:?} is not for the Grounding workspace",
+                path.display()
+            )),
         }
     }
 

@@ -40,7 +40,9 @@ impl Scene3d {
     fn draw(&self, ui: &Ui, rect: egui::Rect) {
         let painter = ui.painter_at(rect);
         painter.rect_filled(rect, 0.0, Color32::from_gray(14));
-        let cam = self.orbit.camera(rect.width().max(1.0) as u32, rect.height().max(1.0) as u32);
+        let cam = self
+            .orbit
+            .camera(rect.width().max(1.0) as u32, rect.height().max(1.0) as u32);
         let to_screen = |(u, v): (f64, f64)| rect.min + egui::vec2(u as f32, v as f32);
 
         // Points back to front so nearer ones cover farther ones (painter's algorithm).
@@ -56,14 +58,21 @@ impl Scene3d {
         for (z, p, [r, g, b]) in projected {
             // Size in world units: nearer points are larger.
             let half = (self.point_size * 4.0 / z as f32).clamp(0.75, 12.0);
-            mesh.add_colored_rect(egui::Rect::from_center_size(p, egui::vec2(half, half) * 2.0), Color32::from_rgb(r, g, b));
+            mesh.add_colored_rect(
+                egui::Rect::from_center_size(p, egui::vec2(half, half) * 2.0),
+                Color32::from_rgb(r, g, b),
+            );
         }
         painter.add(mesh);
 
         let mut segments: Vec<Segment> = DemoScene::axes(0.5).to_vec();
         if self.show_frusta {
             for (i, c) in self.scene.cameras.iter().enumerate() {
-                let rgba = if i == self.selected_camera { [255, 153, 51, 255] } else { [180, 190, 205, 150] };
+                let rgba = if i == self.selected_camera {
+                    [255, 153, 51, 255]
+                } else {
+                    [180, 190, 205, 150]
+                };
                 segments.extend(DemoScene::frustum_segments(c, 0.25, rgba));
             }
         }
@@ -94,27 +103,34 @@ impl Workspace for Scene3d {
         ui.label(RichText::new("Demo: point cloud and turntable cameras").weak());
         ui.separator();
         ui.label(RichText::new("Cameras").strong());
-        egui::ScrollArea::vertical().auto_shrink(false).show(ui, |ui| {
-            for i in 0..self.scene.cameras.len() {
-                if ui.selectable_label(i == self.selected_camera, format!("camera {i:02}")).clicked() {
-                    self.selected_camera = i;
+        egui::ScrollArea::vertical()
+            .auto_shrink(false)
+            .show(ui, |ui| {
+                for i in 0..self.scene.cameras.len() {
+                    if ui
+                        .selectable_label(i == self.selected_camera, format!("camera {i:02}"))
+                        .clicked()
+                    {
+                        self.selected_camera = i;
+                    }
                 }
-            }
-            if !self.pending.is_empty() {
-                ui.separator();
-                ui.label(RichText::new("Opened (renderer pending)").strong());
-                for p in &self.pending {
-                    ui.label(p.display().to_string());
+                if !self.pending.is_empty() {
+                    ui.separator();
+                    ui.label(RichText::new("Opened (renderer pending)").strong());
+                    for p in &self.pending {
+                        ui.label(p.display().to_string());
+                    }
                 }
-            }
-        });
+            });
     }
 
     fn central(&mut self, ui: &mut Ui, _shared: &mut Shared) {
-        let (rect, response) = ui.allocate_exact_size(ui.available_size(), egui::Sense::click_and_drag());
+        let (rect, response) =
+            ui.allocate_exact_size(ui.available_size(), egui::Sense::click_and_drag());
         if response.dragged() {
             let d = response.drag_delta();
-            self.orbit.orbit(f64::from(d.x) * 0.01, f64::from(d.y) * 0.01);
+            self.orbit
+                .orbit(f64::from(d.x) * 0.01, f64::from(d.y) * 0.01);
         }
         if response.hovered() {
             let scroll = ui.input(|i| i.smooth_scroll_delta.y);

@@ -44,12 +44,18 @@ pub struct Camera {
 
 impl Camera {
     /// A camera at `eye` looking at `target`, with `up` roughly up in the image.
-    pub fn look_at(eye: Point3<f64>, target: Point3<f64>, up: Vector3<f64>, intrinsics: Intrinsics) -> Self {
+    pub fn look_at(
+        eye: Point3<f64>,
+        target: Point3<f64>,
+        up: Vector3<f64>,
+        intrinsics: Intrinsics,
+    ) -> Self {
         let forward = (target - eye).normalize();
         let right = forward.cross(&up).normalize();
         // OpenCV: image +Y points down, so camera Y = forward × right.
         let down = forward.cross(&right);
-        let rotation = Matrix3::from_rows(&[right.transpose(), down.transpose(), forward.transpose()]);
+        let rotation =
+            Matrix3::from_rows(&[right.transpose(), down.transpose(), forward.transpose()]);
         let rotation = UnitQuaternion::from_matrix(&rotation);
         let translation = -(rotation * eye.coords);
         Self {
@@ -166,8 +172,20 @@ mod tests {
     use approx::assert_relative_eq;
 
     fn cam() -> Camera {
-        let k = Intrinsics { fx: 100.0, fy: 120.0, cx: 64.0, cy: 48.0, width: 128, height: 96 };
-        Camera::look_at(Point3::new(0.0, 0.0, -5.0), Point3::origin(), -Vector3::y(), k)
+        let k = Intrinsics {
+            fx: 100.0,
+            fy: 120.0,
+            cx: 64.0,
+            cy: 48.0,
+            width: 128,
+            height: 96,
+        };
+        Camera::look_at(
+            Point3::new(0.0, 0.0, -5.0),
+            Point3::origin(),
+            -Vector3::y(),
+            k,
+        )
     }
 
     #[test]

@@ -26,7 +26,11 @@ impl DemoScene {
                 let t = i as f64 / point_count as f64 * std::f64::consts::TAU;
                 let s = (i as f64 * 0.618_033_988_75).fract() * std::f64::consts::TAU;
                 let r = 0.6 + 0.25 * (3.0 * t).cos();
-                let centre = Vector3::new(r * (2.0 * t).cos(), r * (2.0 * t).sin(), 0.25 * (3.0 * t).sin());
+                let centre = Vector3::new(
+                    r * (2.0 * t).cos(),
+                    r * (2.0 * t).sin(),
+                    0.25 * (3.0 * t).sin(),
+                );
                 let offset = Vector3::new(s.cos(), s.sin(), (2.0 * s).cos()) * 0.06;
                 let p = Point3::from(centre + offset);
                 let hue = t / std::f64::consts::TAU;
@@ -49,7 +53,11 @@ impl DemoScene {
         let apex = camera.centre();
         let c = camera.frustum_corners(depth);
         let mut out: Vec<Segment> = c.iter().map(|&b| Segment { a: apex, b, rgba }).collect();
-        out.extend((0..4).map(|i| Segment { a: c[i], b: c[(i + 1) % 4], rgba }));
+        out.extend((0..4).map(|i| Segment {
+            a: c[i],
+            b: c[(i + 1) % 4],
+            rgba,
+        }));
         out
     }
 
@@ -57,9 +65,21 @@ impl DemoScene {
     pub fn axes(length: f64) -> [Segment; 3] {
         let o = Point3::origin();
         [
-            Segment { a: o, b: Point3::new(length, 0.0, 0.0), rgba: [230, 60, 60, 255] },
-            Segment { a: o, b: Point3::new(0.0, length, 0.0), rgba: [60, 200, 90, 255] },
-            Segment { a: o, b: Point3::new(0.0, 0.0, length), rgba: [70, 120, 240, 255] },
+            Segment {
+                a: o,
+                b: Point3::new(length, 0.0, 0.0),
+                rgba: [230, 60, 60, 255],
+            },
+            Segment {
+                a: o,
+                b: Point3::new(0.0, length, 0.0),
+                rgba: [60, 200, 90, 255],
+            },
+            Segment {
+                a: o,
+                b: Point3::new(0.0, 0.0, length),
+                rgba: [70, 120, 240, 255],
+            },
         ]
     }
 }
@@ -83,7 +103,10 @@ mod tests {
         assert_eq!(scene.points.len(), 100);
         for cam in &scene.cameras {
             let (u, v, _) = cam.project(&Point3::origin()).unwrap();
-            assert!((u - 80.0).abs() < 1e-9 && (v - 60.0).abs() < 1e-9, "{u} {v}");
+            assert!(
+                (u - 80.0).abs() < 1e-9 && (v - 60.0).abs() < 1e-9,
+                "{u} {v}"
+            );
         }
     }
 
