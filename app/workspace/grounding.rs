@@ -168,25 +168,11 @@ impl Grounding {
             let min = avail.min + egui::vec2(c as f32 * (cell.x + gap), r as f32 * (cell.y + gap));
             let rect = egui::Rect::from_min_size(min, cell).shrink2(egui::vec2(0.0, 12.0));
             let is_target = item.target == Some(i);
-            let caption = format!(
-                "Image {}{}",
-                i + 1,
-                if is_target { "  ·  target" } else { "" }
-            );
-            ui.painter().text(
-                rect.left_top() - egui::vec2(0.0, 11.0),
-                egui::Align2::LEFT_CENTER,
-                caption,
-                egui::TextStyle::Small.resolve(ui.style()),
-                if is_target {
-                    theme::GT
-                } else {
-                    ui.visuals().weak_text_color()
-                },
-            );
+            let mut label_at = rect.left_top();
             match shared.images.get(source, Resolution::Full) {
                 ImageState::Ready(img) => {
                     let fitted = widgets::fit_rect(rect, img.texture_size());
+                    label_at = fitted.left_top();
                     ui.painter().image(
                         img.texture.id(),
                         fitted,
@@ -206,6 +192,23 @@ impl Grounding {
                     widgets::placeholder(ui, rect, &format!("⚠ {msg}"), true)
                 }
             }
+            // The caption sits on the image's own top edge, wherever letterboxing put it.
+            let caption = format!(
+                "Image {}{}",
+                i + 1,
+                if is_target { "  ·  target" } else { "" }
+            );
+            ui.painter().text(
+                label_at - egui::vec2(0.0, 11.0),
+                egui::Align2::LEFT_CENTER,
+                caption,
+                egui::TextStyle::Small.resolve(ui.style()),
+                if is_target {
+                    theme::GT
+                } else {
+                    ui.visuals().weak_text_color()
+                },
+            );
         }
         ui.allocate_rect(avail, egui::Sense::hover());
     }
