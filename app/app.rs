@@ -38,14 +38,15 @@ impl LoupeApp {
             .storage
             .and_then(|s| eframe::get_value::<Settings>(s, Settings::STORAGE_KEY))
             .unwrap_or_default();
-        Self::with_settings(&cc.egui_ctx, settings, options)
+        Self::with_settings(cc, settings, options)
     }
 
     pub fn with_settings(
-        ctx: &egui::Context,
+        cc: &eframe::CreationContext<'_>,
         settings: Settings,
         options: StartOptions,
     ) -> anyhow::Result<Self> {
+        let ctx = &cc.egui_ctx;
         let repaint_ctx = ctx.clone();
         let worker = Worker::new(Arc::new(move || repaint_ctx.request_repaint()))?;
         ctx.options_mut(|o| o.zoom_with_keyboard = false);
@@ -65,6 +66,10 @@ impl LoupeApp {
             dialogs: Vec::new(),
             applied_theme: None,
         };
+        if let Some(render_state) = &cc.wgpu_render_state {
+            crate::ui::splat_view::install(render_state);
+            app.scene3d.set_gpu_available(true);
+        }
         if !options.open.is_empty() {
             app.open_paths(options.open);
         }

@@ -21,6 +21,8 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Render Gaussian splats (.ply / .splat) to a PNG offscreen.
+    Render(crate::commands::render::RenderArgs),
 }
 
 /// Start the GUI, opening `open` once it is up.
@@ -67,5 +69,17 @@ mod tests {
         }
         assert!(Cli::try_parse_from(["loupe", "open"]).is_err());
         assert!(Cli::try_parse_from(["loupe"]).unwrap().command.is_none());
+        let r = Cli::try_parse_from([
+            "loupe", "render", "s.ply", "--out", "f.png", "--eye", "1,2,3",
+        ])
+        .unwrap();
+        match r.command {
+            Some(Command::Render(args)) => assert_eq!(args.eye, Some([1.0, 2.0, 3.0])),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            Cli::try_parse_from(["loupe", "render", "s.ply", "--out", "f.png", "--eye", "1,2"])
+                .is_err()
+        );
     }
 }

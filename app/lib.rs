@@ -10,6 +10,7 @@
 pub mod app;
 pub mod atomic;
 pub mod cli;
+pub mod commands;
 pub mod datasets;
 pub mod demo;
 pub mod image_cache;

@@ -19,6 +19,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         None => loupe::cli::run_gui(Vec::new()),
         Some(Command::Open { paths }) => loupe::cli::run_gui(paths),
+        Some(Command::Render(args)) => loupe::commands::render::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,6 +9,7 @@ struct Globals {
     viewport: vec4<f32>,        // width, height, near, scale modifier
     limits: vec4<f32>,          // Jacobian clamp on x/z and y/z, min opacity, unused
     counts: vec4<u32>,          // splat count, SH degree used, SH words per splat, foreground only
+    origin: vec4<f32>,          // the viewport's top-left in framebuffer pixels (x, y), unused
 };
 
 struct Projected {
@@ -41,7 +42,8 @@ fn vs_main(@builtin(vertex_index) vid: u32, @builtin(instance_index) iid: u32) -
     let px = p.center_radius.xy + corner * radius;
     let size = dg.viewport.xy;
     out.position = vec4<f32>(2.0 * px.x / size.x - 1.0, 1.0 - 2.0 * px.y / size.y, 0.5, 1.0);
-    out.center = p.center_radius.xy;
+    // Fragment positions are framebuffer pixels; the viewport may not start at 0 (egui).
+    out.center = p.center_radius.xy + dg.origin.xy;
     out.conic_opacity = p.conic_opacity;
     out.color = p.color.rgb;
     return out;

@@ -10,6 +10,7 @@ struct Globals {
     viewport: vec4<f32>,        // width, height, near, scale modifier
     limits: vec4<f32>,          // Jacobian clamp on x/z and y/z, min opacity, unused
     counts: vec4<u32>,          // splat count, SH degree used, SH words per splat, foreground only
+    origin: vec4<f32>,          // the viewport's top-left in framebuffer pixels (x, y), unused
 };
 
 struct Projected {

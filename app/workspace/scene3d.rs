@@ -1,33 +1,70 @@
-//! 3D workspace. Until the wgpu splat renderer lands, the view draws its scene (points,
-//! camera frusta, axes) with egui's painter from `loupe_render`'s camera model, so the
-//! projection maths is the same one the GPU path will use.
+//! 3D workspace: Gaussian splats drawn by `loupe_render`'s wgpu pipeline inside egui,
+//! point clouds, camera frusta and axes, with orbit navigation.
 
 use super::{Shared, Workspace};
 use crate::routing::Content;
-use crate::ui::shortcuts;
+use crate::ui::{shortcuts, splat_view};
+use crate::worker::{JobError, JobHandle};
 use egui::{Color32, Pos2, RichText, Stroke, Ui};
-use loupe_render::{DemoScene, OrbitController, Segment};
-use std::path::{Path, PathBuf};
+use loupe_render::camera::Camera;
+use loupe_render::gpu::sorter::BackgroundSorter;
+use loupe_render::io::{PointCloud, ReadReport, SceneFile};
+use loupe_render::reference::RenderSettings;
+use loupe_render::{DemoScene, OrbitController, Segment, Splats};
+use std::path::Path;
+use std::sync::Arc;
+
+type Loaded = (String, SceneFile, ReadReport);
+
+/// What the view shows.
+enum Content3d {
+    Splats {
+        splats: Arc<Splats>,
+        sorter: Option<BackgroundSorter>,
+    },
+    Points(Arc<PointCloud>),
+}
 
 pub struct Scene3d {
-    scene: DemoScene,
+    name: String,
+    content: Content3d,
+    scene_id: u64,
+    report: ReadReport,
+    demo: DemoScene,
     orbit: OrbitController,
+    settings: RenderSettings,
+    last_sorted: Option<Camera>,
     selected_camera: usize,
     point_size: f32,
     show_frusta: bool,
-    /// Files recognised as 3D content, listed until their readers exist.
-    pending: Vec<PathBuf>,
+    gpu: bool,
+    loading: Option<JobHandle<Loaded>>,
 }
 
 impl Default for Scene3d {
     fn default() -> Self {
+        let demo = DemoScene::new(6000, 24);
+        let splats = Arc::new(demo.splats());
         Self {
-            scene: DemoScene::new(6000, 24),
+            name: "Demo: splatted torus knot and turntable cameras".into(),
+            content: Content3d::Splats {
+                splats,
+                sorter: None,
+            },
+            scene_id: 1,
+            report: ReadReport::default(),
+            demo,
             orbit: OrbitController::default(),
+            settings: RenderSettings {
+                background: [0.055; 3],
+                ..Default::default()
+            },
+            last_sorted: None,
             selected_camera: 0,
             point_size: 2.5,
             show_frusta: true,
-            pending: Vec::new(),
+            gpu: false,
+            loading: None,
         }
     }
 }
@@ -37,37 +74,84 @@ impl Scene3d {
         &self.orbit
     }
 
-    fn draw(&self, ui: &Ui, rect: egui::Rect) {
-        let painter = ui.painter_at(rect);
-        painter.rect_filled(rect, 0.0, Color32::from_gray(14));
-        let cam = self
-            .orbit
-            .camera(rect.width().max(1.0) as u32, rect.height().max(1.0) as u32);
-        let to_screen = |(u, v): (f64, f64)| rect.min + egui::vec2(u as f32, v as f32);
+    /// Tell the workspace that egui runs on wgpu and the splat pipeline is installed.
+    pub fn set_gpu_available(&mut self, available: bool) {
+        self.gpu = available;
+    }
 
-        // Points back to front so nearer ones cover farther ones (painter's algorithm).
-        let mut projected: Vec<(f64, Pos2, [u8; 3])> = self
-            .scene
-            .points
+    pub fn splat_count(&self) -> usize {
+        match &self.content {
+            Content3d::Splats { splats, .. } => splats.len(),
+            Content3d::Points(_) => 0,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn fit_view(&mut self) {
+        self.orbit = match &self.content {
+            Content3d::Splats { splats, .. } => OrbitController::framing(&splats.means),
+            Content3d::Points(p) => OrbitController::framing(&p.positions),
+        };
+    }
+
+    fn load(&mut self, path: &Path, shared: &mut Shared) {
+        let path = path.to_path_buf();
+        let name = format!(
+            "Load {}",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        );
+        self.loading = Some(shared.worker.spawn(&name, move |ctx| {
+            let mut progress = |f: f32| {
+                ctx.progress(f, "reading");
+                !ctx.is_cancelled()
+            };
+            match loupe_render::io::read_path(&path, &mut progress) {
+                Ok((scene, report)) => Ok((path.display().to_string(), scene, report)),
+                Err(loupe_render::io::ReadError::Cancelled { .. }) => Err(JobError::Cancelled),
+                Err(e) => Err(JobError::Failed(e.to_string())),
+            }
+        }));
+    }
+
+    fn draw_points(&self, ui: &Ui, rect: egui::Rect, cam: &Camera, ppp: f32) {
+        let Content3d::Points(cloud) = &self.content else {
+            return;
+        };
+        let to_screen = |(u, v): (f64, f64)| rect.min + egui::vec2(u as f32 / ppp, v as f32 / ppp);
+        let mut projected: Vec<(f64, Pos2, [u8; 3])> = cloud
+            .positions
             .iter()
-            .filter_map(|(p, rgb)| cam.project(p).map(|(u, v, z)| (z, to_screen((u, v)), *rgb)))
-            .filter(|(_, p, _)| rect.expand(4.0).contains(*p))
+            .zip(&cloud.colors)
+            .filter_map(|(p, c)| {
+                let world =
+                    nalgebra::Point3::new(f64::from(p[0]), f64::from(p[1]), f64::from(p[2]));
+                cam.project(&world)
+                    .map(|(u, v, z)| (z, to_screen((u, v)), *c))
+            })
+            .filter(|(_, p, _)| rect.contains(*p))
             .collect();
         projected.sort_by(|a, b| b.0.total_cmp(&a.0));
         let mut mesh = egui::Mesh::default();
-        for (z, p, [r, g, b]) in projected {
-            // Size in world units: nearer points are larger.
-            let half = (self.point_size * 4.0 / z as f32).clamp(0.75, 12.0);
+        let half = self.point_size / 2.0;
+        for (_, p, [r, g, b]) in projected {
             mesh.add_colored_rect(
                 egui::Rect::from_center_size(p, egui::vec2(half, half) * 2.0),
                 Color32::from_rgb(r, g, b),
             );
         }
-        painter.add(mesh);
+        ui.painter_at(rect).add(mesh);
+    }
 
-        let mut segments: Vec<Segment> = DemoScene::axes(0.5).to_vec();
-        if self.show_frusta {
-            for (i, c) in self.scene.cameras.iter().enumerate() {
+    fn draw_overlays(&self, ui: &Ui, rect: egui::Rect, cam: &Camera, ppp: f32) {
+        let painter = ui.painter_at(rect);
+        let to_screen = |(u, v): (f64, f64)| rect.min + egui::vec2(u as f32 / ppp, v as f32 / ppp);
+        let scale = self.orbit.distance * 0.12;
+        let mut segments: Vec<Segment> = DemoScene::axes(scale).to_vec();
+        if self.show_frusta && self.is_demo() {
+            for (i, c) in self.demo.cameras.iter().enumerate() {
                 let rgba = if i == self.selected_camera {
                     [255, 153, 51, 255]
                 } else {
@@ -88,43 +172,75 @@ impl Scene3d {
         painter.text(
             rect.left_bottom() + egui::vec2(10.0, -10.0),
             egui::Align2::LEFT_BOTTOM,
-            "Drag to orbit · scroll to zoom · F to reset",
+            "Drag to orbit · scroll to zoom · F to fit",
             egui::TextStyle::Small.resolve(ui.style()),
             Color32::from_gray(160),
         );
     }
+
+    fn is_demo(&self) -> bool {
+        self.scene_id == 1
+    }
 }
 
 impl Workspace for Scene3d {
-    fn poll(&mut self, _shared: &mut Shared) {}
+    fn poll(&mut self, shared: &mut Shared) {
+        let Some(result) = self.loading.as_mut().and_then(|h| h.try_take()) else {
+            return;
+        };
+        self.loading = None;
+        match result {
+            Ok((name, scene, report)) => {
+                if report.skipped_non_finite > 0 {
+                    shared.toasts.error(format!(
+                        "{name}: skipped {} splats with NaN or infinite values",
+                        report.skipped_non_finite
+                    ));
+                }
+                self.content = match scene {
+                    SceneFile::Splats(s) => {
+                        // Show the file's full view dependence by default.
+                        self.settings.sh_degree = s.sh_degree;
+                        Content3d::Splats {
+                            splats: Arc::new(s),
+                            sorter: None,
+                        }
+                    }
+                    SceneFile::Points(p) => Content3d::Points(Arc::new(p)),
+                };
+                self.name = name;
+                self.report = report;
+                self.scene_id += 1;
+                self.last_sorted = None;
+                self.fit_view();
+            }
+            Err(JobError::Cancelled) => {}
+            Err(e) => shared.toasts.error(e.to_string()),
+        }
+    }
 
     fn items_panel(&mut self, ui: &mut Ui, _shared: &mut Shared) {
         ui.heading("Scene");
-        ui.label(RichText::new("Demo: point cloud and turntable cameras").weak());
+        ui.add(egui::Label::new(RichText::new(&self.name).weak()).wrap());
         ui.separator();
-        ui.label(RichText::new("Cameras").strong());
-        egui::ScrollArea::vertical()
-            .auto_shrink(false)
-            .show(ui, |ui| {
-                for i in 0..self.scene.cameras.len() {
-                    if ui
-                        .selectable_label(i == self.selected_camera, format!("camera {i:02}"))
-                        .clicked()
-                    {
-                        self.selected_camera = i;
+        if self.is_demo() {
+            ui.label(RichText::new("Cameras").strong());
+            egui::ScrollArea::vertical()
+                .auto_shrink(false)
+                .show(ui, |ui| {
+                    for i in 0..self.demo.cameras.len() {
+                        if ui
+                            .selectable_label(i == self.selected_camera, format!("camera {i:02}"))
+                            .clicked()
+                        {
+                            self.selected_camera = i;
+                        }
                     }
-                }
-                if !self.pending.is_empty() {
-                    ui.separator();
-                    ui.label(RichText::new("Opened (renderer pending)").strong());
-                    for p in &self.pending {
-                        ui.label(p.display().to_string());
-                    }
-                }
-            });
+                });
+        }
     }
 
-    fn central(&mut self, ui: &mut Ui, _shared: &mut Shared) {
+    fn central(&mut self, ui: &mut Ui, shared: &mut Shared) {
         let (rect, response) =
             ui.allocate_exact_size(ui.available_size(), egui::Sense::click_and_drag());
         if response.dragged() {
@@ -138,38 +254,139 @@ impl Workspace for Scene3d {
                 self.orbit.zoom((-f64::from(scroll) * 0.002).exp());
             }
         }
-        self.draw(ui, rect);
+        let [r, g, b] = self.settings.background.map(|v| (v * 255.0).round() as u8);
+        ui.painter()
+            .rect_filled(rect, 0.0, Color32::from_rgb(r, g, b));
+        let ppp = ui.ctx().pixels_per_point();
+        let cam = self.orbit.camera(
+            (rect.width() * ppp).round().max(1.0) as u32,
+            (rect.height() * ppp).round().max(1.0) as u32,
+        );
+        match &mut self.content {
+            Content3d::Splats { splats, sorter } if self.gpu => {
+                if sorter.is_none() {
+                    let hook = shared.worker.repaint_hook().clone();
+                    *sorter = BackgroundSorter::new(Arc::new(splats.means.clone()), hook).ok();
+                }
+                if let Some(sorter) = sorter.as_ref() {
+                    if self.last_sorted.as_ref() != Some(&cam) {
+                        sorter.request(cam);
+                        self.last_sorted = Some(cam);
+                    }
+                    let paint = splat_view::SplatPaint {
+                        scene_id: self.scene_id,
+                        splats: splats.clone(),
+                        camera: cam,
+                        settings: self.settings,
+                        order: sorter.latest(),
+                        origin_px: [(rect.min.x * ppp).round(), (rect.min.y * ppp).round()],
+                    };
+                    ui.painter()
+                        .add(egui_wgpu::Callback::new_paint_callback(rect, paint));
+                }
+            }
+            Content3d::Splats { .. } => {
+                ui.painter().text(
+                    rect.center(),
+                    egui::Align2::CENTER_CENTER,
+                    "Splats need the wgpu renderer",
+                    egui::TextStyle::Body.resolve(ui.style()),
+                    Color32::GRAY,
+                );
+            }
+            Content3d::Points(_) => {}
+        }
+        self.draw_points(ui, rect, &cam, ppp);
+        self.draw_overlays(ui, rect, &cam, ppp);
     }
 
     fn inspector(&mut self, ui: &mut Ui, _shared: &mut Shared) {
         ui.heading("View");
-        ui.add(egui::Slider::new(&mut self.point_size, 0.5..=10.0).text("point size"));
-        ui.checkbox(&mut self.show_frusta, "camera frusta");
-        ui.separator();
-        if let Some(c) = self.scene.cameras.get(self.selected_camera) {
-            ui.label(RichText::new(format!("camera {:02}", self.selected_camera)).strong());
-            let k = c.intrinsics;
-            let centre = c.centre();
-            egui::Grid::new("cam").num_columns(2).show(ui, |ui| {
-                ui.label("size");
-                ui.monospace(format!("{} × {}", k.width, k.height));
-                ui.end_row();
-                ui.label("fx, fy");
-                ui.monospace(format!("{:.1}, {:.1}", k.fx, k.fy));
-                ui.end_row();
-                ui.label("cx, cy");
-                ui.monospace(format!("{:.1}, {:.1}", k.cx, k.cy));
-                ui.end_row();
-                ui.label("centre");
-                ui.monospace(format!("{:.2} {:.2} {:.2}", centre.x, centre.y, centre.z));
-                ui.end_row();
-            });
+        match &self.content {
+            Content3d::Splats { splats, .. } => {
+                egui::Grid::new("splat_stats")
+                    .num_columns(2)
+                    .show(ui, |ui| {
+                        ui.label("splats");
+                        ui.monospace(format!("{}", splats.len()));
+                        ui.end_row();
+                        ui.label("SH degree");
+                        ui.monospace(format!("{}", splats.sh_degree));
+                        ui.end_row();
+                        ui.label("GPU memory");
+                        let bytes =
+                            splats.len() * loupe_render::gpu::bytes_per_splat(splats.sh_degree);
+                        ui.monospace(format!("{:.1} MB", bytes as f64 / 1e6));
+                        ui.end_row();
+                        if self.report.skipped_non_finite > 0 {
+                            ui.label("skipped");
+                            ui.monospace(format!("{} non-finite", self.report.skipped_non_finite));
+                            ui.end_row();
+                        }
+                    });
+                let max_degree = splats.sh_degree;
+                let has_mask = splats.foreground.is_some();
+                ui.separator();
+                ui.add(
+                    egui::Slider::new(&mut self.settings.sh_degree, 0..=max_degree)
+                        .text("SH degree"),
+                );
+                ui.add(
+                    egui::Slider::new(&mut self.settings.scale_modifier, 0.05..=2.0)
+                        .text("splat scale"),
+                );
+                ui.add(
+                    egui::Slider::new(&mut self.settings.min_opacity, 0.0..=1.0)
+                        .text("min opacity"),
+                );
+                if has_mask {
+                    ui.checkbox(&mut self.settings.foreground_only, "foreground only");
+                }
+            }
+            Content3d::Points(p) => {
+                ui.label(format!("{} points", p.positions.len()));
+                ui.add(egui::Slider::new(&mut self.point_size, 0.5..=10.0).text("point size"));
+            }
+        }
+        ui.horizontal(|ui| {
+            ui.label("background");
+            for (label, v) in [("black", 0.0), ("grey", 0.5), ("white", 1.0)] {
+                if ui
+                    .selectable_label(self.settings.background[0] == v, label)
+                    .clicked()
+                {
+                    self.settings.background = [v; 3];
+                }
+            }
+        });
+        if self.is_demo() {
+            ui.checkbox(&mut self.show_frusta, "camera frusta");
+            if let Some(c) = self.demo.cameras.get(self.selected_camera) {
+                ui.separator();
+                ui.label(RichText::new(format!("camera {:02}", self.selected_camera)).strong());
+                let k = c.intrinsics;
+                let centre = c.centre();
+                egui::Grid::new("cam").num_columns(2).show(ui, |ui| {
+                    ui.label("size");
+                    ui.monospace(format!("{} × {}", k.width, k.height));
+                    ui.end_row();
+                    ui.label("fx, fy");
+                    ui.monospace(format!("{:.1}, {:.1}", k.fx, k.fy));
+                    ui.end_row();
+                    ui.label("cx, cy");
+                    ui.monospace(format!("{:.1}, {:.1}", k.cx, k.cy));
+                    ui.end_row();
+                    ui.label("centre");
+                    ui.monospace(format!("{:.2} {:.2} {:.2}", centre.x, centre.y, centre.z));
+                    ui.end_row();
+                });
+            }
         }
     }
 
     fn handle_keys(&mut self, ctx: &egui::Context) {
         if shortcuts::pressed(ctx, &shortcuts::FIT_VIEW) {
-            self.orbit = OrbitController::default();
+            self.fit_view();
         }
         if shortcuts::pressed(ctx, &shortcuts::ORBIT_LEFT) {
             self.orbit.orbit(-0.15, 0.0);
@@ -184,14 +401,18 @@ impl Workspace for Scene3d {
     }
 
     fn open(&mut self, path: &Path, content: Content, shared: &mut Shared) {
-        shared.toasts.info(format!(
-            "{}: recognised as {content:?}; this build lists it but cannot render it yet",
-            path.display()
-        ));
-        self.pending.push(path.to_path_buf());
+        match content {
+            Content::Ply | Content::Splat => self.load(path, shared),
+            other => shared.toasts.error(format!(
+                "{}: {other:?} is recognised, but this build cannot open it yet",
+                path.display()
+            )),
+        }
     }
 
     fn is_busy(&self) -> bool {
-        false
+        let sorting =
+            matches!(&self.content, Content3d::Splats { sorter: Some(s), .. } if s.is_busy());
+        self.loading.is_some() || sorting
     }
 }

@@ -138,6 +138,41 @@ impl Default for OrbitController {
 impl OrbitController {
     const MAX_PITCH: f64 = 1.5;
 
+    /// A view framing `positions`: centred on the middle 90 % of them per axis, so a
+    /// few far floaters do not shrink the scene to a dot.
+    pub fn framing(positions: &[[f32; 3]]) -> Self {
+        let default = Self::default();
+        if positions.is_empty() {
+            return default;
+        }
+        let mut lo = [0.0f64; 3];
+        let mut hi = [0.0f64; 3];
+        for a in 0..3 {
+            let mut v: Vec<f32> = positions
+                .iter()
+                .map(|p| p[a])
+                .filter(|x| x.is_finite())
+                .collect();
+            if v.is_empty() {
+                return default;
+            }
+            v.sort_unstable_by(f32::total_cmp);
+            lo[a] = f64::from(v[v.len() * 5 / 100]);
+            hi[a] = f64::from(v[(v.len() * 95 / 100).min(v.len() - 1)]);
+        }
+        let target = Point3::new(
+            (lo[0] + hi[0]) / 2.0,
+            (lo[1] + hi[1]) / 2.0,
+            (lo[2] + hi[2]) / 2.0,
+        );
+        let radius = (Vector3::new(hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2])).norm() / 2.0;
+        Self {
+            target,
+            distance: (radius / (default.fov_y / 2.0).tan() * 1.2).max(1e-3),
+            ..default
+        }
+    }
+
     pub fn orbit(&mut self, dx: f64, dy: f64) {
         self.yaw -= dx;
         self.pitch = (self.pitch + dy).clamp(-Self::MAX_PITCH, Self::MAX_PITCH);
@@ -212,6 +247,17 @@ mod tests {
             assert_relative_eq!(v, ev, epsilon = 1e-9);
             assert_relative_eq!(z, 2.0, epsilon = 1e-9);
         }
+    }
+
+    #[test]
+    fn framing_centres_on_the_bulk_and_ignores_floaters() {
+        let mut pts: Vec<[f32; 3]> = (0..100)
+            .map(|i| [i as f32 / 99.0 * 2.0 - 1.0, 0.0, 0.0])
+            .collect();
+        pts.push([1e6, 1e6, 1e6]);
+        let o = OrbitController::framing(&pts);
+        assert!(o.target.coords.norm() < 0.1, "{:?}", o.target);
+        assert!(o.distance > 1.0 && o.distance < 10.0, "{}", o.distance);
     }
 
     #[test]

@@ -48,6 +48,29 @@ impl DemoScene {
         Self { points, cameras }
     }
 
+    /// The point cloud as small Gaussians with a touch of view-dependent colour, so the
+    /// demo exercises the splat renderer.
+    pub fn splats(&self) -> crate::splats::Splats {
+        let mut s = crate::splats::Splats {
+            sh_degree: 1,
+            ..Default::default()
+        };
+        for (i, (p, rgb)) in self.points.iter().enumerate() {
+            s.means.push([p.x as f32, p.y as f32, p.z as f32]);
+            let stretch = 1.0 + (i % 3) as f32;
+            s.scales.push([0.012 * stretch, 0.012, 0.008]);
+            let a = (i as f32 * 0.37).sin();
+            let norm = (1.0 + a * a).sqrt();
+            s.rotations.push([1.0 / norm, 0.0, 0.0, a / norm]);
+            s.opacities.push(0.85);
+            for c in rgb {
+                s.sh.push(((f64::from(*c) / 255.0 - 0.5) / crate::splats::SH_C0) as f32);
+            }
+            s.sh.extend([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.25, 0.1, -0.2]);
+        }
+        s
+    }
+
     /// Frusta as line segments (apex to corners, then the image rectangle).
     pub fn frustum_segments(camera: &Camera, depth: f64, rgba: [u8; 4]) -> Vec<Segment> {
         let apex = camera.centre();

@@ -24,11 +24,22 @@ fn assert_close(a: &Splats, b: &Splats, tol_sh: f32, tol_opacity: f32, tol_rot: 
         for k in 0..3 {
             assert_eq!(a.means[i][k], b.means[i][k], "mean {i}");
             let rel = (a.scales[i][k] - b.scales[i][k]).abs() / a.scales[i][k];
-            assert!(rel < 1e-5, "scale {i}: {} vs {}", a.scales[i][k], b.scales[i][k]);
+            assert!(
+                rel < 1e-5,
+                "scale {i}: {} vs {}",
+                a.scales[i][k],
+                b.scales[i][k]
+            );
         }
-        assert!((a.opacities[i] - b.opacities[i]).abs() <= tol_opacity, "opacity {i}");
+        assert!(
+            (a.opacities[i] - b.opacities[i]).abs() <= tol_opacity,
+            "opacity {i}"
+        );
         for k in 0..4 {
-            assert!((a.rotations[i][k] - b.rotations[i][k]).abs() <= tol_rot, "rotation {i}");
+            assert!(
+                (a.rotations[i][k] - b.rotations[i][k]).abs() <= tol_rot,
+                "rotation {i}"
+            );
         }
         for (x, y) in a.sh_of(i).iter().zip(b.sh_of(i)) {
             assert!((x - y).abs() <= tol_sh, "sh {i}: {x} vs {y}");
@@ -62,16 +73,24 @@ fn binary_ply_round_trips_every_sh_degree() {
 fn write_variant(path: &Path, s: &Splats, ascii: bool) {
     let coeffs = s.coeffs();
     let rest = (coeffs - 1) * 3;
-    let mut names: Vec<String> = ["rot_3", "opacity", "z", "f_dc_1", "scale_2", "x", "rot_0", "f_dc_0", "scale_0", "y", "rot_1"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut names: Vec<String> = [
+        "rot_3", "opacity", "z", "f_dc_1", "scale_2", "x", "rot_0", "f_dc_0", "scale_0", "y",
+        "rot_1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     // f_rest in reverse numeric order: the reader must sort by number, not position.
     names.extend((0..rest).rev().map(|k| format!("f_rest_{k}")));
     names.extend(["scale_1", "f_dc_2", "rot_2"].map(String::from));
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     let fmt = if ascii { "ascii" } else { "binary_big_endian" };
-    writeln!(f, "ply\nformat {fmt} 1.0\ncomment scrambled\nelement vertex {}", s.len()).unwrap();
+    writeln!(
+        f,
+        "ply\nformat {fmt} 1.0\ncomment scrambled\nelement vertex {}",
+        s.len()
+    )
+    .unwrap();
     for n in &names {
         // Doubles for positions exercise another scalar type.
         let ty = if n.len() == 1 { "double" } else { "float" };
@@ -141,7 +160,9 @@ fn splat_format_round_trips_within_its_quantisation() {
         assert!((s.opacities[i] - back.opacities[i]).abs() <= 0.5 / 255.0 + 1e-6);
         // Each quaternion component is within 1/128 before renormalising; the rotation
         // is the same up to sign.
-        let dot: f32 = (0..4).map(|k| s.rotations[i][k] * back.rotations[i][k]).sum();
+        let dot: f32 = (0..4)
+            .map(|k| s.rotations[i][k] * back.rotations[i][k])
+            .sum();
         assert!(dot.abs() > 0.999, "rotation {i}: dot {dot}");
         assert_eq!(s.means[i], back.means[i]);
         assert_eq!(s.scales[i], back.scales[i]);
@@ -184,12 +205,20 @@ fn bad_files_give_clear_errors_naming_the_file() {
     // Truncated in the middle of the body.
     let cut = &good[..good.len() - 100];
     let e = error_of(cut, "cut.ply");
-    assert!(e.contains("truncated") && e.contains("promises 10 vertices"), "{e}");
+    assert!(
+        e.contains("truncated") && e.contains("promises 10 vertices"),
+        "{e}"
+    );
     // Missing positions.
-    let e = error_of(b"ply\nformat ascii 1.0\nelement vertex 1\nproperty float a\nend_header\n1\n", "nopos.ply");
+    let e = error_of(
+        b"ply\nformat ascii 1.0\nelement vertex 1\nproperty float a\nend_header\n1\n",
+        "nopos.ply",
+    );
     assert!(e.contains("no x, y, z"), "{e}");
     // A wrong number of f_rest properties.
-    let mut header = String::from("ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\nproperty float y\nproperty float z\n");
+    let mut header = String::from(
+        "ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\nproperty float y\nproperty float z\n",
+    );
     for k in 0..5 {
         header += &format!("property float f_rest_{k}\n");
     }
@@ -205,7 +234,10 @@ fn bad_files_give_clear_errors_naming_the_file() {
     // Cancelled reads say so.
     let (_d, path) = temp("c.ply");
     std::fs::write(&path, &good).unwrap();
-    assert!(matches!(read_path(&path, &mut |_| false), Err(ReadError::Cancelled { .. })));
+    assert!(matches!(
+        read_path(&path, &mut |_| false),
+        Err(ReadError::Cancelled { .. })
+    ));
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 pub mod context;
 pub mod offscreen;
+pub mod sorter;
 pub mod splat_pipeline;
 
 pub use context::{GpuContext, GpuError};

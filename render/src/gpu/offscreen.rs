@@ -44,7 +44,7 @@ pub fn render_uploaded(
         view_formats: &[],
     });
     let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
-    gpu.set_view(&ctx.queue, camera, settings);
+    gpu.set_view(&ctx.queue, camera, settings, [0.0, 0.0]);
     let order = super::splat_pipeline::sort_back_to_front(gpu.means(), camera);
     // Culled splats (by opacity or mask) are skipped by the projection pass.
     gpu.set_order(&ctx.queue, &order);

@@ -34,6 +34,7 @@ struct Globals {
     viewport: [f32; 4],
     limits: [f32; 4],
     counts: [u32; 4],
+    origin: [f32; 4],
 }
 
 /// Pipelines and layouts, made once per device and target format.
@@ -323,8 +324,15 @@ impl GpuSplats {
         &self.means
     }
 
-    /// Write this frame's camera and settings.
-    pub fn set_view(&self, queue: &wgpu::Queue, camera: &Camera, settings: &RenderSettings) {
+    /// Write this frame's camera and settings. `origin_px` is where the viewport starts
+    /// in the render target (non-zero when drawing into part of egui's frame).
+    pub fn set_view(
+        &self,
+        queue: &wgpu::Queue,
+        camera: &Camera,
+        settings: &RenderSettings,
+        origin_px: [f32; 2],
+    ) {
         let k = &camera.intrinsics;
         let view = camera.world_to_camera.to_homogeneous().cast::<f32>();
         let c = camera.centre();
@@ -350,6 +358,7 @@ impl GpuSplats {
                 sh_words(self.sh_degree) as u32,
                 u32::from(settings.foreground_only),
             ],
+            origin: [origin_px[0], origin_px[1], 0.0, 0.0],
         };
         queue.write_buffer(&self.globals, 0, bytemuck::bytes_of(&g));
     }

@@ -1,0 +1,3 @@
+//! Headless subcommands of the `loupe` binary.
+
+pub mod render;
