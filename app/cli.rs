@@ -23,6 +23,8 @@ pub enum Command {
     },
     /// Render Gaussian splats (.ply / .splat) to a PNG offscreen.
     Render(crate::commands::render::RenderArgs),
+    /// Print speed figures as a table (see BENCHMARKS.md).
+    Bench(crate::commands::bench::BenchArgs),
 }
 
 /// Start the GUI, opening `open` once it is up.

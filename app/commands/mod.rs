@@ -1,3 +1,4 @@
 //! Headless subcommands of the `loupe` binary.
 
+pub mod bench;
 pub mod render;
