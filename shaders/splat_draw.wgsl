@@ -1,22 +1,6 @@
 // Gaussian splats, drawing: one instanced quad per splat spanning its 3σ radius, in
-// the back-to-front order sorted on the CPU, with premultiplied alpha. The structs
-// mirror splat_preprocess.wgsl.
-
-struct Globals {
-    view: mat4x4<f32>,          // world → camera (OpenCV: +x right, +y down, +z forward)
-    cam_pos: vec4<f32>,         // camera centre in world space
-    focal: vec4<f32>,           // fx, fy, cx, cy
-    viewport: vec4<f32>,        // width, height, near, scale modifier
-    limits: vec4<f32>,          // Jacobian clamp on x/z and y/z, min opacity, unused
-    counts: vec4<u32>,          // splat count, SH degree used, SH words per splat, foreground only
-    origin: vec4<f32>,          // the viewport's top-left in framebuffer pixels (x, y), unused
-};
-
-struct Projected {
-    center_radius: vec4<f32>,   // mean.x, mean.y (pixels), radius (pixels, 0 = culled), depth
-    conic_opacity: vec4<f32>,   // inverse 2-D covariance (a, b, c), opacity
-    color: vec4<f32>,
-};
+// the back-to-front order sorted on the CPU, with premultiplied alpha. Types come from
+// splat_common.wgsl.
 
 @group(0) @binding(0) var<uniform> dg: Globals;
 @group(0) @binding(1) var<storage, read> draw_projected: array<Projected>;

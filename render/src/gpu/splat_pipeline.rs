@@ -99,13 +99,21 @@ impl SplatPipeline {
         let pre_module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("splat_preprocess.wgsl"),
             source: wgpu::ShaderSource::Wgsl(
-                include_str!("../../../shaders/splat_preprocess.wgsl").into(),
+                concat!(
+                    include_str!("../../../shaders/splat_common.wgsl"),
+                    include_str!("../../../shaders/splat_preprocess.wgsl")
+                )
+                .into(),
             ),
         });
         let draw_module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("splat_draw.wgsl"),
             source: wgpu::ShaderSource::Wgsl(
-                include_str!("../../../shaders/splat_draw.wgsl").into(),
+                concat!(
+                    include_str!("../../../shaders/splat_common.wgsl"),
+                    include_str!("../../../shaders/splat_draw.wgsl")
+                )
+                .into(),
             ),
         });
         let pre_pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
