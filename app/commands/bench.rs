@@ -46,22 +46,28 @@ fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
     )
 }
 
-/// The reference Python way to load a 3DGS PLY: plyfile, then one numpy array per
-/// property, as the 3DGS training code does. Prints seconds for the load.
+/// The reference Python way to load a 3DGS PLY: plyfile, then every property stacked
+/// into one float array, as the 3DGS training code's `load_ply` does (plyfile maps the
+/// file lazily, so without the copy nothing would be read). Prints seconds.
 const PY_READ: &str = r#"
 import sys, time
 import numpy as np
 from plyfile import PlyData
 t = time.perf_counter()
 v = PlyData.read(sys.argv[1])["vertex"]
-arrays = [np.asarray(v[p.name]) for p in v.properties]
+data = np.stack([np.asarray(v[p.name], dtype=np.float32) for p in v.properties], axis=1)
+assert data.shape[0] > 0
 print(time.perf_counter() - t)
 "#;
 
 fn python_read(python: &str, path: &std::path::Path, runs: usize) -> Option<Duration> {
     let mut times = Vec::new();
     for _ in 0..runs.max(1) {
-        let out = std::process::Command::new(python).args(["-c", PY_READ]).arg(path).output().ok()?;
+        let out = std::process::Command::new(python)
+            .args(["-c", PY_READ])
+            .arg(path)
+            .output()
+            .ok()?;
         if !out.status.success() {
             return None;
         }
@@ -82,7 +88,10 @@ fn splats(args: &BenchArgs) -> anyhow::Result<()> {
     let gpu = GpuContext::headless()?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "adapter: {} ({:?})", gpu.info.name, gpu.info.backend)?;
-    writeln!(out, "| N | file MB | Loupe PLY read MB/s | plyfile+numpy MB/s | ratio | radix sort ms | comparison sort ms | ratio | frame ms 1920×1080 | GPU B/splat |")?;
+    writeln!(
+        out,
+        "| N | file MB | Loupe PLY read MB/s | plyfile+numpy MB/s | ratio | radix sort ms | comparison sort ms | ratio | frame ms 1920×1080 | GPU B/splat |"
+    )?;
     writeln!(out, "|---|---|---|---|---|---|---|---|---|---|")?;
     for &n in &args.sizes {
         let splats = Splats::random(42, n, 3, 1.0, 0.01);
@@ -93,7 +102,9 @@ fn splats(args: &BenchArgs) -> anyhow::Result<()> {
         let mb = std::fs::metadata(&path)?.len() as f64 / 1e6;
         // Warm the page cache so both readers see the same (cached) file.
         let _ = std::fs::read(&path)?;
-        let ours = time(args.runs, || loupe_render::io::read_path(&path, &mut |_| true).map(|r| r.0));
+        let ours = time(args.runs, || {
+            loupe_render::io::read_path(&path, &mut |_| true).map(|r| r.0)
+        });
         let py = python_read(&args.python, &path, args.runs);
 
         let framing = OrbitController::framing(&splats.means);
@@ -103,10 +114,16 @@ fn splats(args: &BenchArgs) -> anyhow::Result<()> {
             c.near = 0.01;
             c
         };
-        let radix = time(args.runs, || loupe_render::gpu::splat_pipeline::sort_back_to_front(&splats.means, &cam));
+        let radix = time(args.runs, || {
+            loupe_render::gpu::splat_pipeline::sort_back_to_front(&splats.means, &cam)
+        });
         let comparison = time(args.runs, || {
             let m = cam.world_to_camera.to_homogeneous().cast::<f32>();
-            let depth: Vec<f32> = splats.means.iter().map(|p| m[(2, 0)] * p[0] + m[(2, 1)] * p[1] + m[(2, 2)] * p[2] + m[(2, 3)]).collect();
+            let depth: Vec<f32> = splats
+                .means
+                .iter()
+                .map(|p| m[(2, 0)] * p[0] + m[(2, 1)] * p[1] + m[(2, 2)] * p[2] + m[(2, 3)])
+                .collect();
             let mut order: Vec<u32> = (0..n as u32).collect();
             order.sort_unstable_by(|&a, &b| depth[b as usize].total_cmp(&depth[a as usize]));
             order
@@ -115,7 +132,9 @@ fn splats(args: &BenchArgs) -> anyhow::Result<()> {
         let mut uploaded = GpuSplats::upload(&gpu.device, &pipeline, &splats);
         let settings = RenderSettings::default();
         let _ = offscreen::render_uploaded(&gpu, &pipeline, &mut uploaded, &cam, &settings)?;
-        let frame = time(args.runs.min(3), || offscreen::render_uploaded(&gpu, &pipeline, &mut uploaded, &cam, &settings));
+        let frame = time(args.runs.min(3), || {
+            offscreen::render_uploaded(&gpu, &pipeline, &mut uploaded, &cam, &settings)
+        });
 
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let ours_mbs = mb / ours.as_secs_f64();
@@ -137,6 +156,10 @@ fn splats(args: &BenchArgs) -> anyhow::Result<()> {
             bytes_per_splat(0),
         )?;
     }
-    writeln!(out, "frame ms = sort + projection + draw + readback of one offscreen frame; medians of {} runs", args.runs)?;
+    writeln!(
+        out,
+        "frame ms = sort + projection + draw + readback of one offscreen frame; medians of {} runs",
+        args.runs
+    )?;
     Ok(())
 }

@@ -402,7 +402,7 @@ impl Workspace for Scene3d {
 
     fn open(&mut self, path: &Path, content: Content, shared: &mut Shared) {
         match content {
-            Content::Ply | Content::Splat => self.load(path, shared),
+            Content::Ply | Content::Splat | Content::GsplatDir => self.load(path, shared),
             other => shared.toasts.error(format!(
                 "{}: {other:?} is recognised, but this build cannot open it yet",
                 path.display()

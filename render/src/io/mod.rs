@@ -1,6 +1,7 @@
 //! Splat and point-cloud file readers and writers. Every reader streams with progress,
 //! names the file in its errors, skips (and counts) non-finite splats, and never panics.
 
+pub mod gsplat_png;
 pub mod ply;
 pub mod splat;
 
@@ -69,6 +70,17 @@ pub fn read_path(
     path: &Path,
     progress: Progress<'_>,
 ) -> Result<(SceneFile, ReadReport), ReadError> {
+    // A gsplat PNG-compressed splat directory (uCO3D's `gaussian_splats/`), or its meta.json.
+    let gsplat_dir = if path.is_dir() {
+        Some(path)
+    } else if path.file_name().is_some_and(|n| n == "meta.json") {
+        path.parent()
+    } else {
+        None
+    };
+    if let Some(dir) = gsplat_dir {
+        return gsplat_png::read_gsplat_dir(dir, progress).map(|(s, r)| (SceneFile::Splats(s), r));
+    }
     let name = path.display().to_string();
     let mut head = [0u8; 4];
     {

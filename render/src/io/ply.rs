@@ -257,11 +257,27 @@ pub fn read_ply_from<R: BufRead>(
                     ),
                 )
             })?;
-            for record in bytes.chunks_exact(stride) {
-                for (v, f) in values.iter_mut().zip(&fields) {
-                    *v = decode(&record[f.offset..], f.ty, big_endian);
-                }
-                out.push(&values, &lay, &mut report);
+            // Records are independent: decode slices of the chunk on all cores, then
+            // append the parts in order.
+            use rayon::prelude::*;
+            let parts: Vec<(Builder, usize)> = bytes
+                .par_chunks(stride * 2048)
+                .map(|slice| {
+                    let mut part = Builder::new(is_splat, degree, slice.len() / stride);
+                    let mut part_report = ReadReport::default();
+                    let mut values = vec![0f64; nprops];
+                    for record in slice.chunks_exact(stride) {
+                        for (v, f) in values.iter_mut().zip(&fields) {
+                            *v = decode(&record[f.offset..], f.ty, big_endian);
+                        }
+                        part.push(&values, &lay, &mut part_report);
+                    }
+                    (part, part_report.skipped_non_finite)
+                })
+                .collect();
+            for (part, skipped) in parts {
+                out.append(part);
+                report.skipped_non_finite += skipped;
             }
             done += n;
             if !progress(done as f32 / count.max(1) as f32) {
@@ -418,6 +434,18 @@ impl Builder {
                 s.sh.push(v[lay.rest[c * rest_per_channel + k]] as f32);
             }
         }
+    }
+
+    fn append(&mut self, other: Self) {
+        if let (Some(s), Some(o)) = (&mut self.splats, other.splats) {
+            s.means.extend(o.means);
+            s.scales.extend(o.scales);
+            s.rotations.extend(o.rotations);
+            s.opacities.extend(o.opacities);
+            s.sh.extend(o.sh);
+        }
+        self.points.positions.extend(other.points.positions);
+        self.points.colors.extend(other.points.colors);
     }
 
     fn finish(self) -> SceneFile {
