@@ -200,7 +200,8 @@ pub fn read_ply_from<R: BufRead>(
 
     let nprops = vertex.properties.len();
     let mut values = vec![0f64; nprops];
-    let mut out = Builder::new(is_splat, degree, count);
+    // The header's count is untrusted: reserve at most what a million records need and grow.
+    let mut out = Builder::new(is_splat, degree, count.min(1 << 20));
     let mut report = ReadReport::default();
     let every = (count / 100).max(1024);
     if ascii {
