@@ -209,6 +209,26 @@ fn a_splat_ply_opened_from_the_command_line_shows_in_the_3d_view() {
 }
 
 #[test]
+fn the_3d_view_looks_through_a_dataset_camera_and_flies() {
+    let mut h = harness();
+    h.get_by_label("3D").click();
+    settle(&mut h);
+    h.get_by_label("camera 05").click();
+    h.run_steps(2);
+    h.key_press(egui::Key::C);
+    settle(&mut h);
+    snapshot(&mut h, "scene3d_look_through");
+    // Holding W flies towards the target; the view leaves the dataset camera.
+    let before = h.state().scene3d().orbit().target;
+    h.key_down(egui::Key::W);
+    h.run_steps(5);
+    h.key_up(egui::Key::W);
+    h.run_steps(1);
+    let after = h.state().scene3d().orbit().target;
+    assert!((after - before).norm() > 0.0, "W should move the view");
+}
+
+#[test]
 fn the_ui_keeps_stepping_while_a_long_job_runs_and_cancel_stops_it() {
     let mut h = harness();
     let (_keep_open, never) = crossbeam_channel::bounded::<()>(0);

@@ -57,12 +57,45 @@ pub const PREV_ITEM_ALT: Binding = bind(NONE, Key::K, "Previous item");
 pub const FIT_VIEW: Binding = bind(NONE, Key::F, "Fit / reset the view");
 pub const ORBIT_LEFT: Binding = bind(NONE, Key::ArrowLeft, "Orbit left");
 pub const ORBIT_RIGHT: Binding = bind(NONE, Key::ArrowRight, "Orbit right");
+pub const FLY_FORWARD: Binding = bind(
+    NONE,
+    Key::W,
+    "Fly forward (hold; S back, A/D sideways, Q/E down/up)",
+);
+pub const FLY_BACK: Binding = bind(NONE, Key::S, "Fly back");
+pub const FLY_LEFT: Binding = bind(NONE, Key::A, "Fly left");
+pub const FLY_RIGHT: Binding = bind(NONE, Key::D, "Fly right");
+pub const FLY_DOWN: Binding = bind(NONE, Key::Q, "Fly down");
+pub const FLY_UP: Binding = bind(NONE, Key::E, "Fly up");
+pub const LOOK_THROUGH: Binding = bind(
+    NONE,
+    Key::C,
+    "Look through the selected dataset camera / back to orbit",
+);
 pub const GRID_LARGER: Binding = bind(NONE, Key::CloseBracket, "Larger thumbnails");
 pub const GRID_SMALLER: Binding = bind(NONE, Key::OpenBracket, "Smaller thumbnails");
 
 pub const GROUNDING: &[&Binding] = &[&NEXT_ITEM, &PREV_ITEM, &NEXT_ITEM_ALT, &PREV_ITEM_ALT];
-pub const SCENE3D: &[&Binding] = &[&FIT_VIEW, &ORBIT_LEFT, &ORBIT_RIGHT];
+pub const SCENE3D: &[&Binding] = &[
+    &FIT_VIEW,
+    &ORBIT_LEFT,
+    &ORBIT_RIGHT,
+    &LOOK_THROUGH,
+    &FLY_FORWARD,
+    &FLY_BACK,
+    &FLY_LEFT,
+    &FLY_RIGHT,
+    &FLY_DOWN,
+    &FLY_UP,
+];
 pub const BIOMED: &[&Binding] = &[&NEXT_ITEM, &PREV_ITEM, &GRID_LARGER, &GRID_SMALLER];
+
+/// True while the key of a plain binding is held (for continuous motion), unless a
+/// text field has focus.
+pub fn held(ctx: &egui::Context, binding: &Binding) -> bool {
+    !ctx.egui_wants_keyboard_input()
+        && ctx.input(|i| i.key_down(binding.shortcut.logical_key) && i.modifiers.is_none())
+}
 
 /// Consume `binding` from this frame's input; true if it was pressed. Plain keys are
 /// ignored while a text field has focus so typing never triggers actions.

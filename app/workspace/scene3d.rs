@@ -35,6 +35,8 @@ pub struct Scene3d {
     settings: RenderSettings,
     last_sorted: Option<Camera>,
     selected_camera: usize,
+    /// Rendering from a dataset camera instead of the orbit view.
+    look_through: bool,
     point_size: f32,
     show_frusta: bool,
     gpu: bool,
@@ -61,6 +63,7 @@ impl Default for Scene3d {
             },
             last_sorted: None,
             selected_camera: 0,
+            look_through: false,
             point_size: 2.5,
             show_frusta: true,
             gpu: false,
@@ -258,10 +261,25 @@ impl Workspace for Scene3d {
         ui.painter()
             .rect_filled(rect, 0.0, Color32::from_rgb(r, g, b));
         let ppp = ui.ctx().pixels_per_point();
-        let cam = self.orbit.camera(
-            (rect.width() * ppp).round().max(1.0) as u32,
-            (rect.height() * ppp).round().max(1.0) as u32,
-        );
+        let dataset_cam = self
+            .demo
+            .cameras
+            .get(self.selected_camera)
+            .filter(|_| self.look_through && self.is_demo());
+        let px = |v: f32| (v * ppp).round().max(1.0) as u32;
+        let (rect, cam) = match dataset_cam {
+            // The dataset camera's own aspect, letterboxed into the view.
+            Some(c) => {
+                let k = c.intrinsics;
+                let fitted =
+                    crate::ui::widgets::fit_rect(rect, egui::vec2(k.width as f32, k.height as f32));
+                (
+                    fitted,
+                    c.with_viewport(px(fitted.width()), px(fitted.height())),
+                )
+            }
+            None => (rect, self.orbit.camera(px(rect.width()), px(rect.height()))),
+        };
         match &mut self.content {
             Content3d::Splats { splats, sorter } if self.gpu => {
                 if sorter.is_none() {
@@ -361,6 +379,10 @@ impl Workspace for Scene3d {
         });
         if self.is_demo() {
             ui.checkbox(&mut self.show_frusta, "camera frusta");
+            ui.checkbox(
+                &mut self.look_through,
+                "look through the selected camera (C)",
+            );
             if let Some(c) = self.demo.cameras.get(self.selected_camera) {
                 ui.separator();
                 ui.label(RichText::new(format!("camera {:02}", self.selected_camera)).strong());
@@ -393,6 +415,23 @@ impl Workspace for Scene3d {
         }
         if shortcuts::pressed(ctx, &shortcuts::ORBIT_RIGHT) {
             self.orbit.orbit(0.15, 0.0);
+        }
+        if shortcuts::pressed(ctx, &shortcuts::LOOK_THROUGH) {
+            self.look_through = !self.look_through;
+        }
+        // Fly speed scales with the view distance so it feels the same at any scale.
+        let step = self.orbit.distance * 0.02;
+        let axis = |pos: &shortcuts::Binding, neg: &shortcuts::Binding| {
+            f64::from(i8::from(shortcuts::held(ctx, pos)) - i8::from(shortcuts::held(ctx, neg)))
+                * step
+        };
+        let forward = axis(&shortcuts::FLY_FORWARD, &shortcuts::FLY_BACK);
+        let right = axis(&shortcuts::FLY_RIGHT, &shortcuts::FLY_LEFT);
+        let up = axis(&shortcuts::FLY_UP, &shortcuts::FLY_DOWN);
+        if forward != 0.0 || right != 0.0 || up != 0.0 {
+            self.look_through = false;
+            self.orbit.fly(forward, right, up);
+            ctx.request_repaint();
         }
     }
 

@@ -183,6 +183,19 @@ impl OrbitController {
         self.distance = (self.distance * factor).clamp(1e-3, 1e6);
     }
 
+    /// Move the orbit (target and eye together) in the view's frame: `forward` along
+    /// the viewing direction, `right` across it, `up` along world +Z.
+    pub fn fly(&mut self, forward: f64, right: f64, up: f64) {
+        let view_dir = (self.target - self.eye()).normalize();
+        let side = view_dir.cross(&Vector3::z());
+        let side = if side.norm() > 1e-9 {
+            side.normalize()
+        } else {
+            Vector3::x()
+        };
+        self.target += view_dir * forward + side * right + Vector3::z() * up;
+    }
+
     pub fn eye(&self) -> Point3<f64> {
         let dir = Vector3::new(
             self.pitch.cos() * self.yaw.cos(),
@@ -258,6 +271,26 @@ mod tests {
         let o = OrbitController::framing(&pts);
         assert!(o.target.coords.norm() < 0.1, "{:?}", o.target);
         assert!(o.distance > 1.0 && o.distance < 10.0, "{}", o.distance);
+    }
+
+    #[test]
+    fn flying_forward_moves_the_eye_towards_the_target() {
+        let mut o = OrbitController::default();
+        let (eye, target) = (o.eye(), o.target);
+        o.fly(1.0, 0.0, 0.0);
+        assert_relative_eq!((o.eye() - eye).norm(), 1.0, epsilon = 1e-9);
+        assert_relative_eq!(
+            (o.target - target).dot(&(target - eye).normalize()),
+            1.0,
+            epsilon = 1e-9
+        );
+        let before_up = o.target;
+        o.fly(0.0, 0.0, 2.0);
+        assert_relative_eq!(
+            o.target - before_up,
+            Vector3::new(0.0, 0.0, 2.0),
+            epsilon = 1e-9
+        );
     }
 
     #[test]
