@@ -37,6 +37,9 @@ pub struct RenderArgs {
     /// Background "r,g,b" in [0, 1].
     #[arg(long, value_parser = parse_vec3, default_value = "0,0,0")]
     pub background: [f64; 3],
+    /// Write a transparent background (alpha = splat coverage) instead.
+    #[arg(long)]
+    pub transparent: bool,
 }
 
 fn parse_vec3(s: &str) -> Result<[f64; 3], String> {
@@ -76,6 +79,7 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<()> {
     let settings = RenderSettings {
         sh_degree: args.sh_degree,
         background: args.background.map(|v| v as f32),
+        transparent: args.transparent,
         ..Default::default()
     };
     let ctx = GpuContext::headless()?;

@@ -20,6 +20,8 @@ pub struct RenderSettings {
     pub background: [f32; 3],
     /// Draw only splats flagged as foreground (when the data has a mask).
     pub foreground_only: bool,
+    /// Offscreen images: no background, alpha = coverage (for compositing elsewhere).
+    pub transparent: bool,
 }
 
 impl Default for RenderSettings {
@@ -30,6 +32,7 @@ impl Default for RenderSettings {
             min_opacity: 0.0,
             background: [0.0; 3],
             foreground_only: false,
+            transparent: false,
         }
     }
 }
@@ -170,8 +173,24 @@ fn project(
     })
 }
 
-/// Render `splats` seen by `cam` into linear RGB values in [0, ∞), row-major.
+/// Render `splats` seen by `cam` into linear RGB values in [0, ∞) over the settings'
+/// background, row-major.
 pub fn render(splats: &Splats, cam: &Camera, settings: &RenderSettings) -> Vec<[f64; 3]> {
+    let bg = settings.background.map(f64::from);
+    render_rgba(splats, cam, settings)
+        .into_iter()
+        .map(|[r, g, b, a]| {
+            [
+                r + (1.0 - a) * bg[0],
+                g + (1.0 - a) * bg[1],
+                b + (1.0 - a) * bg[2],
+            ]
+        })
+        .collect()
+}
+
+/// Render without a background: premultiplied RGB and coverage alpha (1 − transmittance).
+pub fn render_rgba(splats: &Splats, cam: &Camera, settings: &RenderSettings) -> Vec<[f64; 4]> {
     let (w, h) = (
         cam.intrinsics.width as usize,
         cam.intrinsics.height as usize,
@@ -201,7 +220,6 @@ pub fn render(splats: &Splats, cam: &Camera, settings: &RenderSettings) -> Vec<[
             band.push(idx as u32);
         }
     }
-    let bg = settings.background.map(f64::from);
     (0..h)
         .into_par_iter()
         .flat_map_iter(|y| {
@@ -235,7 +253,7 @@ pub fn render(splats: &Splats, cam: &Camera, settings: &RenderSettings) -> Vec<[
                     }
                     t = next;
                 }
-                [0, 1, 2].map(|c| out[c] + t * bg[c])
+                [out[0], out[1], out[2], 1.0 - t]
             })
         })
         .collect()
@@ -247,6 +265,17 @@ pub fn to_rgba8(pixels: &[[f64; 3]], width: u32, height: u32) -> image::RgbaImag
     for (dst, src) in img.pixels_mut().zip(pixels) {
         let q = src.map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8);
         *dst = image::Rgba([q[0], q[1], q[2], 255]);
+    }
+    img
+}
+
+/// Quantise premultiplied RGBA to 8-bit straight alpha, as a PNG with transparency holds.
+pub fn to_rgba8_straight(pixels: &[[f64; 4]], width: u32, height: u32) -> image::RgbaImage {
+    let mut img = image::RgbaImage::new(width, height);
+    for (dst, [r, g, b, a]) in img.pixels_mut().zip(pixels) {
+        let q = |v: f64| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+        let un = |v: f64| if *a > 0.0 { v / a } else { 0.0 };
+        *dst = image::Rgba([q(un(*r)), q(un(*g)), q(un(*b)), q(*a)]);
     }
     img
 }

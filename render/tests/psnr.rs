@@ -123,3 +123,52 @@ fn opacity_threshold_and_foreground_mask_cull_the_same_splats_in_both() {
     let culled = offscreen::render_splats(&ctx, &splats, &cam, &settings).unwrap();
     assert!(psnr(&all, &culled) < 25.0, "culling must change the image");
 }
+
+#[test]
+fn transparent_renders_carry_coverage_alpha() {
+    let splats = Splats::random(6, 500, 1, 1.0, 0.06);
+    let cam = camera(Point3::new(2.5, -1.0, 1.2), 50.0);
+    let settings = RenderSettings {
+        transparent: true,
+        ..Default::default()
+    };
+    let ctx = GpuContext::headless().unwrap();
+    let gpu = offscreen::render_splats(&ctx, &splats, &cam, &settings).unwrap();
+    let cpu = reference::to_rgba8_straight(
+        &reference::render_rgba(&splats, &cam, &settings),
+        SIZE,
+        SIZE,
+    );
+    // Compare coverage, and colour premultiplied by it (straight colour is noisy where
+    // alpha is tiny).
+    let channel = |img: &image::RgbaImage, f: &dyn Fn(&image::Rgba<u8>) -> [u8; 3]| {
+        image::RgbaImage::from_fn(SIZE, SIZE, |x, y| {
+            let [r, g, b] = f(img.get_pixel(x, y));
+            image::Rgba([r, g, b, 255])
+        })
+    };
+    let alpha = |p: &image::Rgba<u8>| [p[3]; 3];
+    let premul = |p: &image::Rgba<u8>| {
+        [0, 1, 2].map(|c| ((u32::from(p[c]) * u32::from(p[3]) + 127) / 255) as u8)
+    };
+    let db_alpha = psnr(&channel(&gpu, &alpha), &channel(&cpu, &alpha));
+    let db_colour = psnr(&channel(&gpu, &premul), &channel(&cpu, &premul));
+    assert!(
+        db_alpha >= 35.0 && db_colour >= 35.0,
+        "alpha {db_alpha:.1} dB, colour {db_colour:.1} dB"
+    );
+    // Wherever the reference has no coverage the GPU image is transparent too (up to
+    // one quantisation step from the faint tails).
+    let empty: Vec<(u32, u32)> = (0..SIZE)
+        .flat_map(|y| (0..SIZE).map(move |x| (x, y)))
+        .filter(|&(x, y)| cpu.get_pixel(x, y)[3] == 0)
+        .collect();
+    assert!(
+        empty.len() > 1000,
+        "the scene should leave background visible"
+    );
+    assert!(
+        empty.iter().all(|&(x, y)| gpu.get_pixel(x, y)[3] <= 1),
+        "empty pixels are transparent"
+    );
+}

@@ -63,7 +63,11 @@ pub fn render_uploaded(
                 depth_slice: None,
                 resolve_target: None,
                 ops: wgpu::Operations {
-                    load: wgpu::LoadOp::Clear(wgpu::Color { r, g, b, a: 1.0 }),
+                    load: wgpu::LoadOp::Clear(if settings.transparent {
+                        wgpu::Color::TRANSPARENT
+                    } else {
+                        wgpu::Color { r, g, b, a: 1.0 }
+                    }),
                     store: wgpu::StoreOp::Store,
                 },
             })],
@@ -75,7 +79,19 @@ pub fn render_uploaded(
         gpu.draw(&mut pass, pipeline);
     }
     ctx.queue.submit([encoder.finish()]);
-    read_texture(ctx, &texture)
+    let mut image = read_texture(ctx, &texture)?;
+    if settings.transparent {
+        // The target holds premultiplied colour; PNG wants straight alpha.
+        for p in image.pixels_mut() {
+            let a = u32::from(p[3]);
+            for c in 0..3 {
+                p[c] = (u32::from(p[c]) * 255 + a / 2)
+                    .checked_div(a)
+                    .map_or(0, |v| v.min(255) as u8);
+            }
+        }
+    }
+    Ok(image)
 }
 
 /// Copy a texture to the CPU (rows are padded to 256 bytes on the GPU side).
