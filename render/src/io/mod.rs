@@ -1,6 +1,7 @@
 //! Splat and point-cloud file readers and writers. Every reader streams with progress,
 //! names the file in its errors, skips (and counts) non-finite splats, and never panics.
 
+pub mod compressed_ply;
 pub mod gsplat_png;
 pub mod ply;
 pub mod splat;

@@ -20,7 +20,7 @@ pub fn read_ply(path: &Path, progress: Progress<'_>) -> Result<(SceneFile, ReadR
 
 /// `ply-rs`'s scalar type, as a `Copy` value for the hot decode loop.
 #[derive(Clone, Copy, Debug)]
-enum Kind {
+pub(crate) enum Kind {
     I8,
     U8,
     I16,
@@ -32,7 +32,7 @@ enum Kind {
 }
 
 impl Kind {
-    fn of(ty: &ScalarType) -> Self {
+    pub(crate) fn of(ty: &ScalarType) -> Self {
         match ty {
             ScalarType::Char => Self::I8,
             ScalarType::UChar => Self::U8,
@@ -45,7 +45,7 @@ impl Kind {
         }
     }
 
-    fn size(self) -> usize {
+    pub(crate) fn size(self) -> usize {
         match self {
             Self::I8 | Self::U8 => 1,
             Self::I16 | Self::U16 => 2,
@@ -63,7 +63,7 @@ struct Field {
 }
 
 /// Decode one scalar at `bytes[0..size]` as f64.
-fn decode(bytes: &[u8], ty: Kind, big_endian: bool) -> f64 {
+pub(crate) fn decode(bytes: &[u8], ty: Kind, big_endian: bool) -> f64 {
     macro_rules! num {
         ($t:ty, $n:literal) => {{
             let mut b = [0u8; $n];
@@ -158,10 +158,8 @@ pub fn read_ply_from<R: BufRead>(
         return Err(ReadError::format(name, "no 'vertex' element"));
     };
     if header.elements.contains_key("chunk") {
-        return Err(ReadError::format(
-            name,
-            "this is a SuperSplat compressed PLY (it has a 'chunk' element); that layout is not supported yet",
-        ));
+        let (splats, report) = super::compressed_ply::read(&header, body, name, progress)?;
+        return Ok((SceneFile::Splats(splats), report));
     }
     let vertex = &header.elements[vertex_pos];
     for p in vertex.properties.values() {
