@@ -45,10 +45,12 @@ fn encode(s: &Splats) -> (Vec<u8>, Vec<[f64; 18]>) {
     for c in 0..chunks {
         let range = c * 256..((c + 1) * 256).min(n);
         let mut b = [f64::INFINITY; 18];
-        for k in 0..18 {
+        // Minima start at +∞, maxima (every second group of three) at −∞.
+        for (k, v) in b.iter_mut().enumerate() {
             if (k / 3) % 2 == 1 {
-                b[k] = f64::NEG_INFINITY;
+                *v = f64::NEG_INFINITY;
             }
+        }
         }
         for i in range {
             let vals = [s.means[i].map(f64::from), log_scale(i), colour(i)];
