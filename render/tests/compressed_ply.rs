@@ -51,7 +51,6 @@ fn encode(s: &Splats) -> (Vec<u8>, Vec<[f64; 18]>) {
                 *v = f64::NEG_INFINITY;
             }
         }
-        }
         for i in range {
             let vals = [s.means[i].map(f64::from), log_scale(i), colour(i)];
             for (g, v) in vals.iter().enumerate() {
