@@ -22,6 +22,9 @@ pub struct BenchArgs {
     /// Repetitions per figure (the median is reported).
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
+    /// Skip the (slow on a software GPU) frame timing.
+    #[arg(long)]
+    pub skip_frame: bool,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -131,10 +134,14 @@ fn splats(args: &BenchArgs) -> anyhow::Result<()> {
         let pipeline = SplatPipeline::new(&gpu.device, offscreen::FORMAT);
         let mut uploaded = GpuSplats::upload(&gpu.device, &pipeline, &splats);
         let settings = RenderSettings::default();
-        let _ = offscreen::render_uploaded(&gpu, &pipeline, &mut uploaded, &cam, &settings)?;
-        let frame = time(args.runs.min(3), || {
-            offscreen::render_uploaded(&gpu, &pipeline, &mut uploaded, &cam, &settings)
-        });
+        let frame = if args.skip_frame {
+            None
+        } else {
+            let _ = offscreen::render_uploaded(&gpu, &pipeline, &mut uploaded, &cam, &settings)?;
+            Some(time(args.runs.min(3), || {
+                offscreen::render_uploaded(&gpu, &pipeline, &mut uploaded, &cam, &settings)
+            }))
+        };
 
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let ours_mbs = mb / ours.as_secs_f64();
@@ -147,11 +154,11 @@ fn splats(args: &BenchArgs) -> anyhow::Result<()> {
         };
         writeln!(
             out,
-            "| {n} | {mb:.0} | {ours_mbs:.0} | {py_mbs} | {ratio} | {:.1} | {:.1} | {:.1}× | {:.0} | {} (SH0: {}) |",
+            "| {n} | {mb:.0} | {ours_mbs:.0} | {py_mbs} | {ratio} | {:.1} | {:.1} | {:.1}× | {} | {} (SH0: {}) |",
             ms(radix),
             ms(comparison),
             comparison.as_secs_f64() / radix.as_secs_f64(),
-            ms(frame),
+            frame.map_or_else(|| "skipped".to_owned(), |f| format!("{:.0}", ms(f))),
             bytes_per_splat(3),
             bytes_per_splat(0),
         )?;
