@@ -209,6 +209,26 @@ fn a_splat_ply_opened_from_the_command_line_shows_in_the_3d_view() {
 }
 
 #[test]
+fn a_point_cloud_ply_is_drawn_through_the_splat_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("points.ply");
+    let cloud = loupe_render::io::PointCloud {
+        positions: (0..500)
+            .map(|i| [(i % 10) as f32, (i / 10 % 10) as f32, (i / 100) as f32])
+            .collect(),
+        colors: (0..500).map(|i| [(i % 256) as u8, 100, 200]).collect(),
+    };
+    let mut f = std::fs::File::create(&path).unwrap();
+    loupe_render::io::ply::write_points(&mut f, &cloud).unwrap();
+    drop(f);
+    let mut h = harness_with(Settings::default(), vec![path]);
+    settle(&mut h);
+    assert_eq!(h.state().settings.tab, WorkspaceKind::Scene3d);
+    assert_eq!(h.state().scene3d().splat_count(), 500);
+    h.get_by_label("points");
+}
+
+#[test]
 fn the_3d_view_looks_through_a_dataset_camera_and_flies() {
     let mut h = harness();
     h.get_by_label("3D").click();

@@ -5,10 +5,10 @@ use super::{Shared, Workspace};
 use crate::routing::Content;
 use crate::ui::{shortcuts, splat_view};
 use crate::worker::{JobError, JobHandle};
-use egui::{Color32, Pos2, RichText, Stroke, Ui};
+use egui::{Color32, RichText, Stroke, Ui};
 use loupe_render::camera::Camera;
 use loupe_render::gpu::sorter::BackgroundSorter;
-use loupe_render::io::{PointCloud, ReadReport, SceneFile};
+use loupe_render::io::{ReadReport, SceneFile};
 use loupe_render::reference::RenderSettings;
 use loupe_render::{DemoScene, OrbitController, Segment, Splats};
 use std::path::Path;
@@ -22,7 +22,6 @@ enum Content3d {
         splats: Arc<Splats>,
         sorter: Option<BackgroundSorter>,
     },
-    Points(Arc<PointCloud>),
 }
 
 pub struct Scene3d {
@@ -37,7 +36,8 @@ pub struct Scene3d {
     selected_camera: usize,
     /// Rendering from a dataset camera instead of the orbit view.
     look_through: bool,
-    point_size: f32,
+    /// The content came from a point cloud (drawn as small opaque splats).
+    is_point_cloud: bool,
     show_frusta: bool,
     gpu: bool,
     loading: Option<JobHandle<Loaded>>,
@@ -64,7 +64,7 @@ impl Default for Scene3d {
             last_sorted: None,
             selected_camera: 0,
             look_through: false,
-            point_size: 2.5,
+            is_point_cloud: false,
             show_frusta: true,
             gpu: false,
             loading: None,
@@ -85,7 +85,6 @@ impl Scene3d {
     pub fn splat_count(&self) -> usize {
         match &self.content {
             Content3d::Splats { splats, .. } => splats.len(),
-            Content3d::Points(_) => 0,
         }
     }
 
@@ -96,7 +95,6 @@ impl Scene3d {
     fn fit_view(&mut self) {
         self.orbit = match &self.content {
             Content3d::Splats { splats, .. } => OrbitController::framing(&splats.means),
-            Content3d::Points(p) => OrbitController::framing(&p.positions),
         };
     }
 
@@ -117,35 +115,6 @@ impl Scene3d {
                 Err(e) => Err(JobError::Failed(e.to_string())),
             }
         }));
-    }
-
-    fn draw_points(&self, ui: &Ui, rect: egui::Rect, cam: &Camera, ppp: f32) {
-        let Content3d::Points(cloud) = &self.content else {
-            return;
-        };
-        let to_screen = |(u, v): (f64, f64)| rect.min + egui::vec2(u as f32 / ppp, v as f32 / ppp);
-        let mut projected: Vec<(f64, Pos2, [u8; 3])> = cloud
-            .positions
-            .iter()
-            .zip(&cloud.colors)
-            .filter_map(|(p, c)| {
-                let world =
-                    nalgebra::Point3::new(f64::from(p[0]), f64::from(p[1]), f64::from(p[2]));
-                cam.project(&world)
-                    .map(|(u, v, z)| (z, to_screen((u, v)), *c))
-            })
-            .filter(|(_, p, _)| rect.contains(*p))
-            .collect();
-        projected.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let mut mesh = egui::Mesh::default();
-        let half = self.point_size / 2.0;
-        for (_, p, [r, g, b]) in projected {
-            mesh.add_colored_rect(
-                egui::Rect::from_center_size(p, egui::vec2(half, half) * 2.0),
-                Color32::from_rgb(r, g, b),
-            );
-        }
-        ui.painter_at(rect).add(mesh);
     }
 
     fn draw_overlays(&self, ui: &Ui, rect: egui::Rect, cam: &Camera, ppp: f32) {
@@ -202,6 +171,7 @@ impl Workspace for Scene3d {
                 }
                 self.content = match scene {
                     SceneFile::Splats(s) => {
+                        self.is_point_cloud = false;
                         // Show the file's full view dependence by default.
                         self.settings.sh_degree = s.sh_degree;
                         Content3d::Splats {
@@ -209,7 +179,15 @@ impl Workspace for Scene3d {
                             sorter: None,
                         }
                     }
-                    SceneFile::Points(p) => Content3d::Points(Arc::new(p)),
+                    SceneFile::Points(p) => {
+                        self.settings.sh_degree = 0;
+                        let splats = p.to_splats(p.default_sigma());
+                        self.is_point_cloud = true;
+                        Content3d::Splats {
+                            splats: Arc::new(splats),
+                            sorter: None,
+                        }
+                    }
                 };
                 self.name = name;
                 self.report = report;
@@ -312,9 +290,7 @@ impl Workspace for Scene3d {
                     Color32::GRAY,
                 );
             }
-            Content3d::Points(_) => {}
         }
-        self.draw_points(ui, rect, &cam, ppp);
         self.draw_overlays(ui, rect, &cam, ppp);
     }
 
@@ -325,7 +301,11 @@ impl Workspace for Scene3d {
                 egui::Grid::new("splat_stats")
                     .num_columns(2)
                     .show(ui, |ui| {
-                        ui.label("splats");
+                        ui.label(if self.is_point_cloud {
+                            "points"
+                        } else {
+                            "splats"
+                        });
                         ui.monospace(format!("{}", splats.len()));
                         ui.end_row();
                         ui.label("SH degree");
@@ -360,10 +340,6 @@ impl Workspace for Scene3d {
                 if has_mask {
                     ui.checkbox(&mut self.settings.foreground_only, "foreground only");
                 }
-            }
-            Content3d::Points(p) => {
-                ui.label(format!("{} points", p.positions.len()));
-                ui.add(egui::Slider::new(&mut self.point_size, 0.5..=10.0).text("point size"));
             }
         }
         ui.horizontal(|ui| {

@@ -186,6 +186,24 @@ fn point_cloud_plys_read_as_points_with_colours() {
     }
 }
 
+#[test]
+fn point_clouds_become_opaque_splats_of_the_same_colour() {
+    let cloud = loupe_render::io::PointCloud {
+        positions: vec![[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]],
+        colors: vec![[255, 0, 10], [0, 128, 255]],
+    };
+    let s = cloud.to_splats(0.01);
+    s.validate().unwrap();
+    assert_eq!(s.means, cloud.positions);
+    assert_eq!(s.opacities, vec![1.0, 1.0]);
+    for (i, c) in cloud.colors.iter().enumerate() {
+        for (&sh, &channel) in s.sh_of(i).iter().zip(c) {
+            let back = 0.5 + SH_C0 * f64::from(sh);
+            assert!((back * 255.0 - f64::from(channel)).abs() < 1e-3);
+        }
+    }
+}
+
 fn error_of(bytes: &[u8], name: &str) -> String {
     let (_d, path) = temp(name);
     std::fs::write(&path, bytes).unwrap();

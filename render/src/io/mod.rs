@@ -49,6 +49,36 @@ pub struct PointCloud {
     pub colors: Vec<[u8; 3]>,
 }
 
+impl PointCloud {
+    /// The points as small opaque isotropic Gaussians of radius `sigma`, so point clouds
+    /// of any size draw through the GPU splat pipeline (sorted off the UI thread)
+    /// instead of being tessellated by the UI every frame.
+    pub fn to_splats(&self, sigma: f32) -> Splats {
+        let n = self.positions.len();
+        Splats {
+            means: self.positions.clone(),
+            scales: vec![[sigma; 3]; n],
+            rotations: vec![[1.0, 0.0, 0.0, 0.0]; n],
+            opacities: vec![1.0; n],
+            sh_degree: 0,
+            sh: self
+                .colors
+                .iter()
+                .flat_map(|c| {
+                    c.map(|v| ((f64::from(v) / 255.0 - 0.5) / crate::splats::SH_C0) as f32)
+                })
+                .collect(),
+            foreground: None,
+        }
+    }
+
+    /// A splat radius that reads as a point: a small fraction of the cloud's extent.
+    pub fn default_sigma(&self) -> f32 {
+        let framing = crate::camera::OrbitController::framing(&self.positions);
+        (framing.distance * 0.0015).max(1e-6) as f32
+    }
+}
+
 /// What a reader found besides the data.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReadReport {
