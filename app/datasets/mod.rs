@@ -1,6 +1,7 @@
 //! Readers for the data sets Loupe opens. Each returns plain data plus a list of
 //! per-record problems, so one bad record never hides the rest of a file.
 
+pub mod metrics;
 pub mod mig_bench;
 
 /// A problem with one record of a file, located precisely enough to fix it.
