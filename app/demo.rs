@@ -27,6 +27,9 @@ embedded_images!(
 /// A MIG-Bench-format annotation file over the embedded images.
 pub const MIG_BENCH_JSON: &str = include_str!("../assets/demo/mig_bench_demo.json");
 
+/// Raw answers of a pretend model for the MIG-Bench demo items, one JSON object a line.
+pub const PREDICTIONS_JSONL: &str = include_str!("../assets/demo/predictions_demo.jsonl");
+
 /// Figure–caption records in the shape of BIOMEDICA samples.
 pub const BIOMED_JSON: &str = include_str!("../assets/demo/biomed_demo.json");
 

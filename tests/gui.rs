@@ -71,6 +71,14 @@ fn starts_on_the_grounding_demo_with_all_tabs() {
     // The target image of the first demo item is the third one, shown in the inspector.
     assert_eq!(h.state().grounding().items()[0].target, Some(2));
     h.get_by_label("Target image");
+    // The demo model's first answer, IoU by hand: intersection 0.41 × 0.675, areas
+    // 0.443 × 0.675 and 0.41 × 0.73.
+    let (inter, a, b) = (0.41 * 0.675, 0.443 * 0.675, 0.41 * 0.73);
+    let iou = h.state().grounding().score(0).unwrap().iou;
+    assert!((f64::from(iou) - inter / (a + b - inter)).abs() < 1e-5, "{iou}");
+    // Two of three demo answers reach IoU 0.5; the third puts its box on the wrong image.
+    h.get_by_label_contains("Acc@0.5 66.7 %");
+    assert!(h.state().grounding().score(2).unwrap().wrong_image);
     snapshot(&mut h, "grounding_demo");
 }
 

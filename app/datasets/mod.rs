@@ -3,6 +3,7 @@
 
 pub mod metrics;
 pub mod mig_bench;
+pub mod predictions;
 
 /// A problem with one record of a file, located precisely enough to fix it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

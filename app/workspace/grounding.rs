@@ -2,12 +2,15 @@
 //! the image they refer to.
 
 use super::{Shared, Workspace};
+use crate::datasets::metrics::{self, ItemScore, Metrics};
 use crate::datasets::mig_bench::{self, GroundingItem};
+use crate::datasets::predictions::{self, ModelAnswer};
 use crate::image_cache::{ImageSource, ImageState, Resolution};
 use crate::routing::Content;
 use crate::ui::{shortcuts, theme, widgets};
 use crate::worker::JobHandle;
 use egui::{RichText, Ui};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 type Loaded = (String, Vec<GroundingItem>, Vec<String>);
@@ -17,6 +20,12 @@ pub struct Grounding {
     items: Vec<GroundingItem>,
     selected: usize,
     loading: Option<JobHandle<Loaded>>,
+    /// One model's answers, keyed by item index.
+    predictions: BTreeMap<usize, ModelAnswer>,
+    model_name: String,
+    /// Apply the reference's Migician-only y post-scaling before scoring.
+    y_correction: bool,
+    loading_predictions: Option<JobHandle<(String, predictions::Parsed)>>,
 }
 
 impl Default for Grounding {
@@ -26,16 +35,47 @@ impl Default for Grounding {
         let items = mig_bench::parse("demo", crate::demo::MIG_BENCH_JSON, &resolve)
             .map(|(items, _)| items)
             .unwrap_or_default();
+        let (predictions, model, _) =
+            predictions::parse_jsonl("demo", crate::demo::PREDICTIONS_JSONL);
         Self {
             source_name: "Demo (MIG-Bench format)".into(),
             items,
             selected: 0,
             loading: None,
+            predictions,
+            model_name: model.unwrap_or_else(|| "model".into()),
+            y_correction: false,
+            loading_predictions: None,
         }
     }
 }
 
 impl Grounding {
+    /// The score of item `i` against its ground truth, when it has both.
+    pub fn score(&self, i: usize) -> Option<ItemScore> {
+        let item = self.items.get(i)?;
+        let gt = item.gt?;
+        let pred = self
+            .predictions
+            .get(&i)
+            .map(|a| a.prediction.clone())
+            .unwrap_or_default();
+        Some(metrics::score_item(
+            &gt,
+            item.target,
+            &pred,
+            self.y_correction,
+        ))
+    }
+
+    /// Per-task and overall metrics over the items that have ground truth.
+    pub fn metrics(&self) -> (BTreeMap<String, Metrics>, Metrics) {
+        metrics::aggregate(
+            (0..self.items.len())
+                .filter_map(|i| Some((self.items[i].task.as_str(), self.score(i)?))),
+        )
+    }
+
     pub fn items(&self) -> &[GroundingItem] {
         &self.items
     }
@@ -186,6 +226,24 @@ impl Grounding {
                         let b = egui::Rect::from_min_max(to(gt.x1, gt.y1), to(gt.x2, gt.y2));
                         widgets::draw_box(ui, b, theme::GT, "GT", false);
                     }
+                    // The model's box goes on the image its answer names (the target
+                    // when it names none), so wrong-image answers are visible.
+                    let pred = self.predictions.get(&self.selected).map(|a| &a.prediction);
+                    if let Some(pb) = pred
+                        .filter(|p| p.image.or(item.target) == Some(i))
+                        .and_then(|p| p.bbox)
+                    {
+                        let pb = if self.y_correction {
+                            metrics::migician_y_correction(pb)
+                        } else {
+                            pb
+                        };
+                        let to = |x: f32, y: f32| {
+                            fitted.min + egui::vec2(x * fitted.width(), y * fitted.height())
+                        };
+                        let b = egui::Rect::from_min_max(to(pb.x1, pb.y1), to(pb.x2, pb.y2));
+                        widgets::draw_box(ui, b, theme::PALETTE[0], &self.model_name, false);
+                    }
                 }
                 ImageState::Loading => widgets::placeholder(ui, rect, "loading…", false),
                 ImageState::Failed(msg) => {
@@ -226,6 +284,27 @@ fn question_label(ui: &mut Ui, question: &str) {
 
 impl Workspace for Grounding {
     fn poll(&mut self, shared: &mut Shared) {
+        if let Some(result) = self.loading_predictions.as_mut().and_then(|h| h.try_take()) {
+            self.loading_predictions = None;
+            match result {
+                Ok((file, (answers, model, errors))) => {
+                    shared
+                        .toasts
+                        .info(format!("{file}: {} answers", answers.len()));
+                    for e in errors.iter().take(3) {
+                        shared.toasts.error(e.to_string());
+                    }
+                    self.predictions = answers;
+                    self.model_name = model.unwrap_or_else(|| {
+                        Path::new(&file)
+                            .file_stem()
+                            .map_or("model".into(), |s| s.to_string_lossy().into_owned())
+                    });
+                }
+                Err(crate::worker::JobError::Cancelled) => {}
+                Err(e) => shared.toasts.error(e.to_string()),
+            }
+        }
         let Some(result) = self.loading.as_mut().and_then(|h| h.try_take()) else {
             return;
         };
@@ -244,6 +323,8 @@ impl Workspace for Grounding {
                 self.source_name = file;
                 self.items = items;
                 self.selected = 0;
+                // Answers belong to the benchmark they were made for.
+                self.predictions.clear();
             }
             Err(crate::worker::JobError::Cancelled) => {}
             Err(e) => shared.toasts.error(e.to_string()),
@@ -253,6 +334,22 @@ impl Workspace for Grounding {
     fn items_panel(&mut self, ui: &mut Ui, _shared: &mut Shared) {
         ui.heading("Items");
         ui.label(RichText::new(&self.source_name).weak());
+        if !self.predictions.is_empty() {
+            let (_, all) = self.metrics();
+            ui.label(
+                RichText::new(format!(
+                    "{}: Acc@0.5 {:.1} %  ·  mIoU {:.3}",
+                    self.model_name,
+                    all.acc_05 * 100.0,
+                    all.mean_iou
+                ))
+                .strong(),
+            );
+            ui.checkbox(
+                &mut self.y_correction,
+                "Migician y-correction (reference eval)",
+            );
+        }
         ui.separator();
         let row_height = ui.text_style_height(&egui::TextStyle::Body) + 6.0;
         let mut clicked = None;
@@ -263,8 +360,13 @@ impl Workspace for Grounding {
             |ui, range| {
                 for i in range {
                     let item = &self.items[i];
+                    let iou = self
+                        .score(i)
+                        .filter(|_| self.predictions.contains_key(&i))
+                        .map(|s| format!("  ·  IoU {:.2}", s.iou))
+                        .unwrap_or_default();
                     let label = format!(
-                        "{:>3}  {}  ·  {} images",
+                        "{:>3}  {}  ·  {} images{iou}",
                         i + 1,
                         item.task,
                         item.images.len()
@@ -332,6 +434,34 @@ impl Workspace for Grounding {
                     }
                 }
             });
+        if let Some(answer) = self.predictions.get(&self.selected) {
+            ui.separator();
+            ui.label(
+                RichText::new(&self.model_name)
+                    .strong()
+                    .color(theme::PALETTE[0]),
+            );
+            if let Some(score) = self.score(self.selected) {
+                egui::Grid::new("grounding_score")
+                    .num_columns(2)
+                    .show(ui, |ui| {
+                        ui.label("IoU");
+                        ui.monospace(format!("{:.3}", score.iou));
+                        ui.end_row();
+                        if score.parse_failure {
+                            ui.label("answer");
+                            ui.colored_label(theme::ERROR, "no box found");
+                            ui.end_row();
+                        }
+                        if score.wrong_image {
+                            ui.label("image");
+                            ui.colored_label(theme::ERROR, "box on the wrong image");
+                            ui.end_row();
+                        }
+                    });
+            }
+            ui.add(egui::Label::new(RichText::new(&answer.answer).monospace()).wrap());
+        }
         ui.separator();
         ui.label(RichText::new("Images").strong());
         for (i, name) in item.image_names.iter().enumerate() {
@@ -359,6 +489,18 @@ impl Workspace for Grounding {
     fn open(&mut self, path: &Path, content: Content, shared: &mut Shared) {
         match content {
             Content::Image => self.add_loose_image(path),
+            Content::Annotations if path.extension().is_some_and(|e| e == "jsonl") => {
+                let path = path.to_path_buf();
+                let name = format!("Load {}", path.display());
+                self.loading_predictions = Some(shared.worker.spawn(&name, move |_| {
+                    let text = std::fs::read_to_string(&path).map_err(|e| {
+                        crate::worker::JobError::Failed(format!("{}: {e}", path.display()))
+                    })?;
+                    let file = path.display().to_string();
+                    let parsed = predictions::parse_jsonl(&file, &text);
+                    Ok((file, parsed))
+                }));
+            }
             Content::Annotations => self.load_annotations(path.to_path_buf(), shared),
             Content::ImageFolder => self.load_folder(path.to_path_buf(), shared),
             other => shared.toasts.error(format!(
@@ -369,6 +511,6 @@ impl Workspace for Grounding {
     }
 
     fn is_busy(&self) -> bool {
-        self.loading.is_some()
+        self.loading.is_some() || self.loading_predictions.is_some()
     }
 }
