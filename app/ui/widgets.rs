@@ -29,36 +29,34 @@ pub fn placeholder(ui: &mut Ui, rect: Rect, text: &str, is_error: bool) {
     );
 }
 
-/// A labelled box outline with a readable tag above its top-left corner.
-pub fn draw_box(ui: &Ui, rect: Rect, color: Color32, label: &str, dashed: bool) {
+/// Where a box's tag sits: ground truth above the box, model output below, so the two
+/// never cover each other when the boxes agree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tag {
+    Above,
+    Below,
+}
+
+/// A labelled box outline with a readable tag.
+pub fn draw_box(ui: &Ui, rect: Rect, color: Color32, label: &str, tag_at: Tag) {
     let painter = ui.painter();
-    let stroke = Stroke::new(2.5, color);
-    if dashed {
-        let pts = [
-            rect.left_top(),
-            rect.right_top(),
-            rect.right_bottom(),
-            rect.left_bottom(),
-            rect.left_top(),
-        ];
-        painter.extend(egui::Shape::dashed_line(&pts, stroke, 8.0, 5.0));
-    } else {
-        // A dark halo keeps thin boxes visible on bright images.
-        painter.rect_stroke(
-            rect,
-            0.0,
-            Stroke::new(4.5, Color32::from_black_alpha(140)),
-            egui::StrokeKind::Middle,
-        );
-        painter.rect_stroke(rect, 0.0, stroke, egui::StrokeKind::Middle);
-    }
+    // A dark halo keeps thin boxes visible on bright images.
+    painter.rect_stroke(
+        rect,
+        0.0,
+        Stroke::new(4.5, Color32::from_black_alpha(140)),
+        egui::StrokeKind::Middle,
+    );
+    painter.rect_stroke(rect, 0.0, Stroke::new(2.5, color), egui::StrokeKind::Middle);
     if !label.is_empty() {
         let font = egui::TextStyle::Small.resolve(ui.style());
         let galley = painter.layout_no_wrap(label.to_owned(), font, Color32::BLACK);
-        let tag = Rect::from_min_size(
-            rect.left_top() - egui::vec2(0.0, galley.size().y + 4.0),
-            galley.size() + egui::vec2(8.0, 4.0),
-        );
+        let size = galley.size() + egui::vec2(8.0, 4.0);
+        let min = match tag_at {
+            Tag::Above => rect.left_top() - egui::vec2(0.0, size.y),
+            Tag::Below => rect.left_bottom(),
+        };
+        let tag = Rect::from_min_size(min, size);
         painter.rect_filled(tag, 2.0, color);
         painter.galley(tag.min + egui::vec2(4.0, 2.0), galley, Color32::BLACK);
     }

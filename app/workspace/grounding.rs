@@ -224,7 +224,7 @@ impl Grounding {
                             fitted.min + egui::vec2(x * fitted.width(), y * fitted.height())
                         };
                         let b = egui::Rect::from_min_max(to(gt.x1, gt.y1), to(gt.x2, gt.y2));
-                        widgets::draw_box(ui, b, theme::GT, "GT", false);
+                        widgets::draw_box(ui, b, theme::GT, "GT", widgets::Tag::Above);
                     }
                     // The model's box goes on the image its answer names (the target
                     // when it names none), so wrong-image answers are visible.
@@ -242,7 +242,13 @@ impl Grounding {
                             fitted.min + egui::vec2(x * fitted.width(), y * fitted.height())
                         };
                         let b = egui::Rect::from_min_max(to(pb.x1, pb.y1), to(pb.x2, pb.y2));
-                        widgets::draw_box(ui, b, theme::PALETTE[0], &self.model_name, false);
+                        widgets::draw_box(
+                            ui,
+                            b,
+                            theme::PALETTE[0],
+                            &self.model_name,
+                            widgets::Tag::Below,
+                        );
                     }
                 }
                 ImageState::Loading => widgets::placeholder(ui, rect, "loading…", false),
