@@ -105,6 +105,19 @@ fn tabs_switch_by_click_and_by_keyboard() {
 }
 
 #[test]
+fn the_light_theme_at_projector_scale_renders() {
+    let settings = Settings {
+        theme: loupe::ui::theme::Theme::Light,
+        ui_scale: 1.21,
+        ..Default::default()
+    };
+    let mut h = harness_with(settings, Vec::new());
+    settle(&mut h);
+    assert_eq!(h.state().settings.theme, loupe::ui::theme::Theme::Light);
+    snapshot(&mut h, "grounding_light_projector");
+}
+
+#[test]
 fn arrow_keys_move_through_grounding_items() {
     let mut h = harness();
     assert_eq!(h.state().grounding().selected(), 0);
