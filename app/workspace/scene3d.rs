@@ -14,7 +14,15 @@ use loupe_render::{DemoScene, OrbitController, Segment, Splats};
 use std::path::Path;
 use std::sync::Arc;
 
-type Loaded = (String, SceneFile, ReadReport);
+/// A file read and prepared on the worker: everything proportional to its size
+/// (conversion, framing) happens there, not on the UI thread.
+struct Loaded {
+    name: String,
+    splats: Splats,
+    is_point_cloud: bool,
+    report: ReadReport,
+    home: OrbitController,
+}
 
 /// What the view shows.
 enum Content3d {
@@ -31,6 +39,8 @@ pub struct Scene3d {
     report: ReadReport,
     demo: DemoScene,
     orbit: OrbitController,
+    /// The view `F` returns to.
+    home: OrbitController,
     settings: RenderSettings,
     last_sorted: Option<Camera>,
     selected_camera: usize,
@@ -57,6 +67,7 @@ impl Default for Scene3d {
             report: ReadReport::default(),
             demo,
             orbit: OrbitController::default(),
+            home: OrbitController::default(),
             settings: RenderSettings {
                 background: [0.055; 3],
                 ..Default::default()
@@ -92,10 +103,9 @@ impl Scene3d {
         &self.name
     }
 
+    /// Back to the framing computed when the scene was loaded.
     fn fit_view(&mut self) {
-        self.orbit = match &self.content {
-            Content3d::Splats { splats, .. } => OrbitController::framing(&splats.means),
-        };
+        self.orbit = self.home;
     }
 
     fn load(&mut self, path: &Path, shared: &mut Shared) {
@@ -110,7 +120,21 @@ impl Scene3d {
                 !ctx.is_cancelled()
             };
             match loupe_render::io::read_path(&path, &mut progress) {
-                Ok((scene, report)) => Ok((path.display().to_string(), scene, report)),
+                Ok((scene, report)) => {
+                    ctx.progress(1.0, "preparing");
+                    let (splats, is_point_cloud) = match scene {
+                        SceneFile::Splats(s) => (s, false),
+                        SceneFile::Points(p) => (p.to_splats(p.default_sigma()), true),
+                    };
+                    let home = OrbitController::framing(&splats.means);
+                    Ok(Loaded {
+                        name: path.display().to_string(),
+                        splats,
+                        is_point_cloud,
+                        report,
+                        home,
+                    })
+                }
                 Err(loupe_render::io::ReadError::Cancelled { .. }) => Err(JobError::Cancelled),
                 Err(e) => Err(JobError::Failed(e.to_string())),
             }
@@ -162,38 +186,32 @@ impl Workspace for Scene3d {
         };
         self.loading = None;
         match result {
-            Ok((name, scene, report)) => {
+            Ok(Loaded {
+                name,
+                splats,
+                is_point_cloud,
+                report,
+                home,
+            }) => {
                 if report.skipped_non_finite > 0 {
                     shared.toasts.error(format!(
                         "{name}: skipped {} splats with NaN or infinite values",
                         report.skipped_non_finite
                     ));
                 }
-                self.content = match scene {
-                    SceneFile::Splats(s) => {
-                        self.is_point_cloud = false;
-                        // Show the file's full view dependence by default.
-                        self.settings.sh_degree = s.sh_degree;
-                        Content3d::Splats {
-                            splats: Arc::new(s),
-                            sorter: None,
-                        }
-                    }
-                    SceneFile::Points(p) => {
-                        self.settings.sh_degree = 0;
-                        let splats = p.to_splats(p.default_sigma());
-                        self.is_point_cloud = true;
-                        Content3d::Splats {
-                            splats: Arc::new(splats),
-                            sorter: None,
-                        }
-                    }
+                // Show the file's full view dependence by default.
+                self.settings.sh_degree = splats.sh_degree;
+                self.is_point_cloud = is_point_cloud;
+                self.content = Content3d::Splats {
+                    splats: Arc::new(splats),
+                    sorter: None,
                 };
                 self.name = name;
                 self.report = report;
                 self.scene_id += 1;
                 self.last_sorted = None;
-                self.fit_view();
+                self.home = home;
+                self.orbit = home;
             }
             Err(JobError::Cancelled) => {}
             Err(e) => shared.toasts.error(e.to_string()),
