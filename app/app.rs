@@ -66,6 +66,7 @@ impl LoupeApp {
             dialogs: Vec::new(),
             applied_theme: None,
         };
+        app.grounding.runner.settings = app.settings.model.clone();
         if let Some(render_state) = &cc.wgpu_render_state {
             crate::ui::splat_view::install(render_state);
             app.scene3d.set_gpu_available(true);
@@ -86,6 +87,10 @@ impl LoupeApp {
 
     pub fn grounding(&self) -> &Grounding {
         &self.grounding
+    }
+
+    pub fn grounding_mut(&mut self) -> &mut Grounding {
+        &mut self.grounding
     }
 
     pub fn scene3d(&self) -> &Scene3d {
@@ -435,6 +440,7 @@ impl eframe::App for LoupeApp {
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        self.settings.model = self.grounding.runner.settings.clone();
         eframe::set_value(storage, Settings::STORAGE_KEY, &self.settings);
     }
 

@@ -23,6 +23,8 @@ pub enum Command {
     },
     /// Render Gaussian splats (.ply / .splat) to a PNG offscreen.
     Render(crate::commands::render::RenderArgs),
+    /// Run the grounding model (Qwen2-VL / Migician) on images and an instruction.
+    Ground(crate::commands::ground::GroundArgs),
     /// Print speed figures as a table (see BENCHMARKS.md).
     Bench(crate::commands::bench::BenchArgs),
 }

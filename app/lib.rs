@@ -13,6 +13,7 @@ pub mod cli;
 pub mod commands;
 pub mod datasets;
 pub mod demo;
+pub mod grounding_model;
 pub mod image_cache;
 pub mod routing;
 pub mod state;

@@ -14,6 +14,8 @@ pub struct Settings {
     pub show_inspector: bool,
     pub show_items: bool,
     pub recent: Vec<PathBuf>,
+    /// The grounding model and how to run it.
+    pub model: crate::grounding_model::ModelSettings,
 }
 
 impl Default for Settings {
@@ -25,6 +27,7 @@ impl Default for Settings {
             show_inspector: true,
             show_items: true,
             recent: Vec::new(),
+            model: Default::default(),
         }
     }
 }

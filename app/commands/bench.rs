@@ -25,11 +25,15 @@ pub struct BenchArgs {
     /// Skip the (slow on a software GPU) frame timing.
     #[arg(long)]
     pub skip_frame: bool,
+    #[command(flatten)]
+    pub ground: super::bench_ground::GroundBenchArgs,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum BenchTarget {
     Splats,
+    /// Grounding model prefill/decode speed against the transformers reference.
+    Ground,
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -83,6 +87,7 @@ fn python_read(python: &str, path: &std::path::Path, runs: usize) -> Option<Dura
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     match args.what {
         BenchTarget::Splats => splats(args),
+        BenchTarget::Ground => super::bench_ground::run(&args.ground, &args.python),
     }
 }
 

@@ -1,4 +1,6 @@
 //! Headless subcommands of the `loupe` binary.
 
 pub mod bench;
+pub mod bench_ground;
+pub mod ground;
 pub mod render;

@@ -1,6 +1,7 @@
 //! Grounding workspace: items of several images plus an instruction, with boxes drawn on
 //! the image they refer to.
 
+use super::grounding_run::ModelRunner;
 use super::{Shared, Workspace};
 use crate::datasets::metrics::{self, ItemScore, Metrics};
 use crate::datasets::mig_bench::{self, GroundingItem};
@@ -26,6 +27,8 @@ pub struct Grounding {
     /// Apply the reference's Migician-only y post-scaling before scoring.
     y_correction: bool,
     loading_predictions: Option<JobHandle<(String, predictions::Parsed)>>,
+    /// The grounding model, run from the inspector.
+    pub runner: ModelRunner,
 }
 
 impl Default for Grounding {
@@ -46,6 +49,7 @@ impl Default for Grounding {
             model_name: model.unwrap_or_else(|| "model".into()),
             y_correction: false,
             loading_predictions: None,
+            runner: ModelRunner::default(),
         }
     }
 }
@@ -250,6 +254,20 @@ impl Grounding {
                             widgets::Tag::Below,
                         );
                     }
+                    // Boxes of a live (possibly still streaming) answer.
+                    if let Some(live) = self.runner.answers.get(&self.selected) {
+                        for gb in live.parsed.boxes.iter().filter(|b| b.image == i) {
+                            let to = |x: f32, y: f32| {
+                                fitted.min + egui::vec2(x * fitted.width(), y * fitted.height())
+                            };
+                            let b = egui::Rect::from_min_max(
+                                to(gb.bbox.x1, gb.bbox.y1),
+                                to(gb.bbox.x2, gb.bbox.y2),
+                            );
+                            let tag = gb.label.as_deref().unwrap_or("live");
+                            widgets::draw_box(ui, b, theme::PALETTE[1], tag, widgets::Tag::Below);
+                        }
+                    }
                 }
                 ImageState::Loading => widgets::placeholder(ui, rect, "loading…", false),
                 ImageState::Failed(msg) => {
@@ -290,6 +308,9 @@ fn question_label(ui: &mut Ui, question: &str) {
 
 impl Workspace for Grounding {
     fn poll(&mut self, shared: &mut Shared) {
+        let items = &self.items;
+        self.runner
+            .poll(shared, |i| items.get(i).map_or(0, |it| it.images.len()));
         if let Some(result) = self.loading_predictions.as_mut().and_then(|h| h.try_take()) {
             self.loading_predictions = None;
             match result {
@@ -473,6 +494,10 @@ impl Workspace for Grounding {
         for (i, name) in item.image_names.iter().enumerate() {
             ui.label(format!("{}. {name}", i + 1));
         }
+        ui.separator();
+        let (question, images) = (item.question.clone(), item.images.clone());
+        self.runner
+            .panel(ui, shared, self.selected, &question, &images);
     }
 
     fn handle_keys(&mut self, ctx: &egui::Context) {
@@ -517,6 +542,6 @@ impl Workspace for Grounding {
     }
 
     fn is_busy(&self) -> bool {
-        self.loading.is_some() || self.loading_predictions.is_some()
+        self.loading.is_some() || self.loading_predictions.is_some() || self.runner.is_busy()
     }
 }

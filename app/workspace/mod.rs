@@ -3,6 +3,7 @@
 
 pub mod biomed;
 pub mod grounding;
+pub mod grounding_run;
 pub mod scene3d;
 
 use crate::image_cache::ImageCache;

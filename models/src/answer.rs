@@ -153,6 +153,93 @@ pub fn referenced_image(text: &str) -> Option<usize> {
     })
 }
 
+/// One box of a free-form answer, placed on the image the answer assigns it to.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GroundedBox {
+    /// 0-based image index.
+    pub image: usize,
+    /// The `<|object_ref_start|>…<|object_ref_end|>` text just before the box, if any.
+    pub label: Option<String>,
+    pub bbox: NormBox,
+}
+
+/// Every box of an answer. `truncated` says the text ends inside a box (a stream still
+/// running, or generation cut by the token limit): the boxes before it are complete.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GroundedAnswer {
+    pub boxes: Vec<GroundedBox>,
+    pub truncated: bool,
+}
+
+static OBJECT_REF: LazyLock<Regex> = LazyLock::new(|| {
+    // The pattern is a literal; it cannot fail to compile.
+    #[allow(clippy::unwrap_used)]
+    Regex::new(r"(?s)<\|object_ref_start\|>(.*?)<\|object_ref_end\|>").unwrap()
+});
+
+static OPEN_BOX_AT_END: LazyLock<Regex> = LazyLock::new(|| {
+    // A box begun but not finished: "<|box_start|>…" or "(12, 34), (5" at the very end.
+    #[allow(clippy::unwrap_used)]
+    Regex::new(r"(<\|box_start\|>[^<]*$)|(\(\s*\d+[\d\s,()]*$)").unwrap()
+});
+
+/// Parses a free-form grounding answer with any number of boxes. A box goes on the
+/// image named last in the answer before it ("Image-2: (…)", "in the third image …");
+/// with no such mention, on `default_image` (the image the question names); with
+/// neither, and one box per image, box k on image k (Migician's "locate it in all
+/// these images"); otherwise on the first image. Coordinates are clamped to the image
+/// and put in order. Never fails: text without boxes gives no boxes.
+pub fn parse_grounded(
+    answer: &str,
+    n_images: usize,
+    default_image: Option<usize>,
+) -> GroundedAnswer {
+    let matches: Vec<_> = QWEN_BOX.captures_iter(answer).collect();
+    let one_per_image = n_images > 1 && matches.len() == n_images;
+    let mut boxes = Vec::with_capacity(matches.len());
+    let mut segment_start = 0;
+    let mut last_end = 0;
+    for (k, caps) in matches.iter().enumerate() {
+        let Some(whole) = caps.get(0) else { continue };
+        let mut coords = [0u32; 4];
+        let mut ok = true;
+        for (slot, i) in coords.iter_mut().zip(1..=4) {
+            match caps.get(i).and_then(|m| m.as_str().parse::<u32>().ok()) {
+                Some(v) => *slot = v.min(1000),
+                None => ok = false,
+            }
+        }
+        last_end = whole.end();
+        let before = &answer[..whole.start()];
+        let segment = &answer[segment_start..whole.start()];
+        segment_start = whole.end();
+        if !ok {
+            continue;
+        }
+        let image = referenced_image(before)
+            .or(default_image)
+            .unwrap_or(if one_per_image { k } else { 0 });
+        let label = OBJECT_REF
+            .captures_iter(segment)
+            .last()
+            .and_then(|c| c.get(1))
+            .map(|m| m.as_str().trim().to_string())
+            .filter(|s| !s.is_empty());
+        let b = NormBox::from_qwen(coords);
+        let bbox = NormBox::new(
+            b.x1.min(b.x2),
+            b.y1.min(b.y2),
+            b.x1.max(b.x2),
+            b.y1.max(b.y2),
+        );
+        boxes.push(GroundedBox { image, label, bbox });
+    }
+    GroundedAnswer {
+        boxes,
+        truncated: OPEN_BOX_AT_END.is_match(&answer[last_end..]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,5 +335,88 @@ mod tests {
     fn pixel_conversion_scales_each_axis() {
         let b = NormBox::new(0.5, 0.25, 1.0, 0.5);
         assert_eq!(b.to_pixels(200, 100), [100.0, 25.0, 200.0, 50.0]);
+    }
+
+    #[test]
+    fn grounded_answers_place_each_box_on_its_image() {
+        let t = "Image-2: <|object_ref_start|>the cup<|object_ref_end|><|box_start|>(100,200),(300,400)<|box_end|>";
+        let a = parse_grounded(t, 3, None);
+        assert_eq!(a.boxes.len(), 1);
+        assert_eq!(a.boxes[0].image, 1);
+        assert_eq!(a.boxes[0].label.as_deref(), Some("the cup"));
+        assert_eq!(a.boxes[0].bbox, NormBox::new(0.1, 0.2, 0.3, 0.4));
+        assert!(!a.truncated);
+
+        // One box per image and no mentions: in order. Swapped corners are ordered.
+        let t = "(1,2),(3,4) and (30,40),(10,20)";
+        let a = parse_grounded(t, 2, None);
+        assert_eq!(
+            a.boxes.iter().map(|b| b.image).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
+        assert_eq!(a.boxes[1].bbox, NormBox::new(0.01, 0.02, 0.03, 0.04));
+
+        // No mention in the answer: the question's image. Mentions override it.
+        assert_eq!(parse_grounded("(1,2),(3,4)", 3, Some(2)).boxes[0].image, 2);
+        let t = "In the first image (1,2),(3,4); the third image (5,6),(7,8)";
+        let a = parse_grounded(t, 3, Some(1));
+        assert_eq!(
+            a.boxes.iter().map(|b| b.image).collect::<Vec<_>>(),
+            vec![0, 2]
+        );
+
+        // Out-of-range values are clamped to the image.
+        assert_eq!(
+            parse_grounded("(0,0),(2000,999)", 1, None).boxes[0].bbox.x2,
+            1.0
+        );
+    }
+
+    #[test]
+    fn truncated_answers_keep_the_complete_boxes() {
+        for t in [
+            "<|box_start|>(1,2),(3,4)<|box_end|> and <|box_start|>(5,",
+            "(1,2),(3,4) then (5, 6), (7",
+            "(1,2),(3,4)<|box_end|><|box_start|>",
+        ] {
+            let a = parse_grounded(t, 1, None);
+            assert_eq!(a.boxes.len(), 1, "{t}");
+            assert!(a.truncated, "{t}");
+        }
+        assert!(!parse_grounded("no boxes here (really)", 1, None).truncated);
+        assert!(parse_grounded("", 0, None).boxes.is_empty());
+    }
+
+    #[test]
+    fn grounded_parsing_never_panics_on_mangled_text() {
+        // Seeded mutations of a real answer: splice, cut and repeat bytes at random
+        // (a deterministic xorshift, so failures reproduce).
+        let base = "The second image: <|object_ref_start|>a dog<|object_ref_end|><|box_start|>(12,34),(560,789)<|box_end|> é日本";
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut rnd = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let chars: Vec<char> = base.chars().collect();
+        for _ in 0..2000 {
+            let mut v = chars.clone();
+            for _ in 0..1 + rnd(6) {
+                let i = rnd(v.len().max(1));
+                match rnd(3) {
+                    0 if !v.is_empty() => {
+                        v.remove(i.min(v.len() - 1));
+                    }
+                    1 => v.insert(i.min(v.len()), ['(', ')', ',', '9', '<', '|', 'é'][rnd(7)]),
+                    _ => v.truncate(i),
+                }
+            }
+            let s: String = v.into_iter().collect();
+            let a = parse_grounded(&s, 3, None);
+            for b in &a.boxes {
+                assert!(b.bbox.x1 <= b.bbox.x2 && b.bbox.y1 <= b.bbox.y2 && b.bbox.x2 <= 1.0);
+            }
+        }
     }
 }

@@ -2,3 +2,4 @@
 //! CLIP retrieval, and parsing of model answers.
 
 pub mod answer;
+pub mod qwen2vl;

@@ -1,0 +1,156 @@
+//! GUI tests of running the grounding model from the Grounding workspace, on the tiny
+//! random-weight Qwen2-VL fixture.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
+use egui_kittest::kittest::Queryable;
+use egui_kittest::{Harness, SnapshotOptions};
+use loupe::grounding_model::{ModelSettings, ground};
+use loupe::image_cache::ImageSource;
+use loupe::state::Settings;
+use loupe::workspace::grounding_run::LiveAnswer;
+use loupe::{LoupeApp, StartOptions};
+use std::time::{Duration, Instant};
+
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/models/tests/fixtures/qwen2vl-tiny"
+);
+
+fn model_settings() -> ModelSettings {
+    ModelSettings {
+        source: FIXTURE.into(),
+        max_new_tokens: 12,
+        ..Default::default()
+    }
+}
+
+fn harness() -> Harness<'static, LoupeApp> {
+    let settings = Settings {
+        model: model_settings(),
+        ..Default::default()
+    };
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        // The random-weight model writes text in any script, CJK included.
+        .allow_missing_glyphs()
+        .wgpu()
+        .build_eframe(move |cc| {
+            LoupeApp::with_settings(cc, settings, StartOptions { open: vec![] }).unwrap()
+        });
+    h.run_steps(3);
+    h
+}
+
+fn decode(source: &ImageSource) -> image::DynamicImage {
+    match source {
+        ImageSource::File(p) => image::open(p).unwrap(),
+        ImageSource::Embedded { bytes, .. } => image::load_from_memory(bytes).unwrap(),
+    }
+}
+
+#[test]
+fn run_streams_the_answer_into_the_inspector() {
+    let mut h = harness();
+    let item = h.state().grounding().items()[0].clone();
+    h.get_by_label("▶ Run").click();
+    // Record the live text every frame: it must grow in several steps, not arrive whole.
+    let mut seen = Vec::<String>::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        h.step();
+        let g = h.state().grounding();
+        if let Some(a) = g.runner.answers.get(&0)
+            && seen.last() != Some(&a.text)
+        {
+            seen.push(a.text.clone());
+        }
+        if !g.runner.is_running() && g.runner.answers.get(&0).is_some_and(|a| a.done) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the model did not answer");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let answer = h.state().grounding().runner.answers[&0].clone();
+    assert!(
+        answer.stats.as_deref().unwrap_or("").contains("generated"),
+        "{:?}",
+        answer.stats
+    );
+    let distinct_partials = seen.iter().filter(|t| !t.is_empty()).count();
+    assert!(
+        distinct_partials >= 3,
+        "only {distinct_partials} updates: {seen:?}"
+    );
+    for pair in seen.windows(2) {
+        assert!(
+            pair[1].starts_with(&pair[0]),
+            "the stream rewrote text: {pair:?}"
+        );
+    }
+    // The same request headless (the `loupe ground` path) gives the same answer.
+    let settings = model_settings();
+    let mut model = settings.load(&|_, _| {}, &|| false).unwrap();
+    let images: Vec<_> = item.images.iter().map(decode).collect();
+    let direct = ground(
+        &mut model,
+        &settings,
+        &images,
+        &item.question,
+        &|| false,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(answer.text, direct.answer);
+    assert_eq!(direct.generated_tokens, 12);
+    h.get_by_label("Live answer");
+}
+
+#[test]
+fn cancel_stops_a_running_answer() {
+    let mut h = harness();
+    h.get_by_label("▶ Run").click();
+    h.run_steps(2);
+    h.get_by_label("■ Stop").click();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while h.state().grounding().runner.is_running() {
+        h.step();
+        assert!(Instant::now() < deadline, "cancel did not stop the run");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let a = &h.state().grounding().runner.answers[&0];
+    assert!(a.done);
+    assert_eq!(a.stats.as_deref(), Some("cancelled"), "{a:?}");
+}
+
+#[test]
+fn live_boxes_are_drawn_on_the_image_the_answer_names() {
+    let mut h = harness();
+    // An answer as Migician writes it, naming the second image.
+    let text = "Image-2: <|object_ref_start|>the cat<|object_ref_end|><|box_start|>(120,80),(620,900)<|box_end|>";
+    let question = h.state().grounding().items()[0].question.clone();
+    let parsed = loupe::grounding_model::parse_answer(text, &question, 3);
+    assert_eq!(parsed.boxes.len(), 1);
+    assert_eq!(parsed.boxes[0].image, 1);
+    h.state_mut().grounding_mut().runner.answers.insert(
+        0,
+        LiveAnswer {
+            question,
+            text: text.into(),
+            parsed,
+            done: true,
+            stats: None,
+        },
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !h.state().is_idle() {
+        h.step();
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    h.run_steps(3);
+    h.get_by_label("image 2: 0.120 0.080 0.620 0.900  «the cat»");
+    h.snapshot_options(
+        "grounding_live_answer",
+        &SnapshotOptions::new().threshold(1.0).max_failed_pixels(40),
+    );
+}
