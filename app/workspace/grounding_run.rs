@@ -25,6 +25,7 @@ pub struct LiveAnswer {
     pub stats: Option<String>,
 }
 
+#[derive(Default)]
 pub struct ModelRunner {
     pub settings: ModelSettings,
     thread: Option<InferenceThread<GroundingModel>>,
@@ -35,20 +36,6 @@ pub struct ModelRunner {
     /// The instruction being edited, and the item it was taken from.
     instruction: Option<(usize, String)>,
     folder_dialog: Option<JobHandle<Option<PathBuf>>>,
-}
-
-impl Default for ModelRunner {
-    fn default() -> Self {
-        Self {
-            settings: ModelSettings::default(),
-            thread: None,
-            job: None,
-            stream: None,
-            answers: BTreeMap::new(),
-            instruction: None,
-            folder_dialog: None,
-        }
-    }
 }
 
 fn decode(source: &ImageSource) -> Result<image::DynamicImage, String> {

@@ -526,3 +526,36 @@ fn half_precision_stays_close_to_f32() {
         assert!(d <= bound, "{dtype:?}: last logits differ by {d}");
     }
 }
+
+#[test]
+fn the_renested_weight_layout_of_newer_transformers_loads_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let weights =
+        candle_core::safetensors::load(fixture().join("model.safetensors"), &Device::Cpu).unwrap();
+    let renamed: HashMap<String, Tensor> = weights
+        .into_iter()
+        .map(|(k, v)| {
+            let k = if let Some(rest) = k.strip_prefix("visual.") {
+                format!("model.visual.{rest}")
+            } else if let Some(rest) = k.strip_prefix("model.") {
+                format!("model.language_model.{rest}")
+            } else {
+                k
+            };
+            (k, v)
+        })
+        .collect();
+    assert!(renamed.contains_key("model.language_model.embed_tokens.weight"));
+    candle_core::safetensors::save(&renamed, tmp.path().join("model.safetensors")).unwrap();
+    for f in ["config.json", "tokenizer.json", "preprocessor_config.json"] {
+        std::fs::copy(fixture().join(f), tmp.path().join(f)).unwrap();
+    }
+    let files = loader::resolve(&ModelSource::Dir(tmp.path().to_path_buf())).unwrap();
+    let mut loaded = loader::load(&files, DType::F32, &Device::Cpu, &|_, _| {}, &|| false).unwrap();
+    let case = Case::load("reference_3img");
+    let p = prompt(&loaded, &case);
+    let logits = loaded.model.prefill(&p, &|| false).unwrap().unwrap();
+    let want = case.t("prompt_logits").get(0).unwrap();
+    let d = max_abs_diff(&logits, &want);
+    assert!(d <= 2.5e-4, "re-nested weights: logits differ by {d}");
+}

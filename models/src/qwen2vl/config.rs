@@ -149,10 +149,15 @@ impl Config {
 
     fn validate(&self) -> Result<(), String> {
         let hd = self.head_dim();
-        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
             return Err("hidden_size is not a multiple of num_attention_heads".into());
         }
-        if self.num_key_value_heads == 0 || self.num_attention_heads % self.num_key_value_heads != 0
+        if self.num_key_value_heads == 0
+            || !self
+                .num_attention_heads
+                .is_multiple_of(self.num_key_value_heads)
         {
             return Err("num_attention_heads is not a multiple of num_key_value_heads".into());
         }
@@ -165,7 +170,10 @@ impl Config {
             ));
         }
         let v = &self.vision_config;
-        if v.num_heads == 0 || v.embed_dim % v.num_heads != 0 || v.head_dim() % 4 != 0 {
+        if v.num_heads == 0
+            || !v.embed_dim.is_multiple_of(v.num_heads)
+            || !v.head_dim().is_multiple_of(4)
+        {
             return Err("vision_config: embed_dim/num_heads must be a multiple of 4".into());
         }
         if v.hidden_size != self.hidden_size {

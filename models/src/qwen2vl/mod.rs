@@ -5,6 +5,7 @@ pub mod chat;
 pub mod config;
 pub mod generate;
 pub mod image_processor;
+pub mod linear;
 pub mod loader;
 pub mod processor;
 pub mod rope_index;

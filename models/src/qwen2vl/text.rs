@@ -1,7 +1,9 @@
 //! The Qwen2 decoder with multimodal (sectioned) rotary positions and a KV cache.
 
 use candle_core::{D, DType, Device, Module, Result, Tensor};
-use candle_nn::{Embedding, Linear, RmsNorm, VarBuilder, linear, linear_no_bias, rms_norm};
+use candle_nn::{Embedding, RmsNorm, VarBuilder, rms_norm};
+
+use super::linear::{Linear, linear, linear_no_bias};
 
 use super::config::Config;
 
@@ -42,7 +44,7 @@ impl MRope {
         let mut sin = Vec::with_capacity(len * half);
         for i in 0..len {
             for (&f, &a) in self.inv_freq.iter().zip(&self.axis) {
-                let angle = positions[a][i] as f32 * f;
+                let angle = positions[a].get(i).copied().unwrap_or(0) as f32 * f;
                 cos.push(angle.cos());
                 sin.push(angle.sin());
             }

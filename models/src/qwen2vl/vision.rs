@@ -2,7 +2,9 @@
 //! inside each image only, and the 2×2 patch merger into the LLM width.
 
 use candle_core::{D, DType, Device, Module, Result, Tensor};
-use candle_nn::{LayerNorm, Linear, VarBuilder, layer_norm, linear};
+use candle_nn::{LayerNorm, VarBuilder, layer_norm};
+
+use super::linear::{Linear, linear};
 
 use super::config::VisionConfig;
 
