@@ -559,3 +559,58 @@ fn the_renested_weight_layout_of_newer_transformers_loads_too() {
     let d = max_abs_diff(&logits, &want);
     assert!(d <= 2.5e-4, "re-nested weights: logits differ by {d}");
 }
+
+#[test]
+fn sampling_top_k_one_is_greedy_and_repetition_penalty_breaks_repeats() {
+    use loupe_models::qwen2vl::generate::Decoding;
+    let mut loaded = load_model();
+    let case = Case::load("reference");
+    let p = prompt(&loaded, &case);
+    let want = case.i64s("greedy_tokens");
+    let base = GenerateParams {
+        max_new_tokens: want.len(),
+        decoding: Decoding::Sample {
+            temperature: 0.7,
+            top_k: Some(1),
+            top_p: 1.0,
+            seed: 7,
+        },
+        repetition_penalty: 1.0,
+        stop_tokens: vec![],
+    };
+    let run = |loaded: &mut Loaded, params: &GenerateParams| -> Vec<i64> {
+        generate(&mut loaded.model, &loaded.processor, &p, params, &|| false, &mut |_, _| {})
+            .unwrap()
+            .tokens
+            .iter()
+            .map(|&t| t as i64)
+            .collect()
+    };
+    assert_eq!(run(&mut loaded, &base), want, "top-k 1 sampling must be greedy");
+    // The greedy answer repeats tokens ("Sweden Sweden Sweden"); a strong penalty on
+    // every token already in the context forbids that.
+    assert!(want.windows(2).any(|w| w[0] == w[1]));
+    let penalised = run(
+        &mut loaded,
+        &GenerateParams {
+            repetition_penalty: 50.0,
+            decoding: Decoding::Greedy,
+            ..base.clone()
+        },
+    );
+    let mut seen = std::collections::HashSet::new();
+    assert!(penalised.iter().all(|t| seen.insert(*t)), "{penalised:?}");
+    // Seeded sampling at a high temperature is reproducible and leaves greedy.
+    let hot = GenerateParams {
+        decoding: Decoding::Sample {
+            temperature: 5.0,
+            top_k: None,
+            top_p: 0.95,
+            seed: 3,
+        },
+        ..base.clone()
+    };
+    let a = run(&mut loaded, &hot);
+    assert_eq!(a, run(&mut loaded, &hot));
+    assert_ne!(a, want);
+}

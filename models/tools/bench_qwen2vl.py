@@ -61,7 +61,8 @@ def main():
         torch.set_default_dtype(dtype)
         model = Qwen2VLForConditionalGeneration(Qwen2VLConfig(**CONFIG_2B))
         torch.set_default_dtype(torch.float32)
-    model.eval()
+    # The fixture stores the (tied) embedding in f16; cast everything to the run dtype.
+    model = model.to(dtype).eval()
     images = [Image.open(p).convert("RGB") for p in args.images]
     content = [{"type": "image"} for _ in images] + [{"type": "text", "text": args.prompt}]
     text = processor.apply_chat_template(
@@ -71,16 +72,18 @@ def main():
     n_prompt = inputs["input_ids"].shape[1]
     with torch.inference_mode():
         t0 = time.perf_counter()
-        out = model(**inputs, use_cache=True)
+        # 4.45 builds M-RoPE ids only inside generate(); compute them as it does (counted
+        # in the prefill time, as Loupe counts its own).
+        position_ids, rope_deltas = model.get_rope_index(
+            inputs["input_ids"], inputs["image_grid_thw"], None, inputs["attention_mask"])
+        out = model(**inputs, position_ids=position_ids, use_cache=True)
         prefill = time.perf_counter() - t0
         past = out.past_key_values
-        rope_deltas = out.rope_deltas
         token = out.logits[:, -1].argmax(-1, keepdim=True)
         t1 = time.perf_counter()
         for step in range(args.new_tokens - 1):
             pos = torch.full((3, 1, 1), n_prompt + step, dtype=torch.long) + rope_deltas
-            out = model(input_ids=token, past_key_values=past, position_ids=pos, use_cache=True,
-                        cache_position=torch.tensor([n_prompt + step]))
+            out = model(input_ids=token, past_key_values=past, position_ids=pos, use_cache=True)
             past = out.past_key_values
             token = out.logits[:, -1].argmax(-1, keepdim=True)
         decode = time.perf_counter() - t1
