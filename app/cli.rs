@@ -23,6 +23,8 @@ pub enum Command {
     },
     /// Render Gaussian splats (.ply / .splat) to a PNG offscreen.
     Render(crate::commands::render::RenderArgs),
+    /// Index BIOMEDICA tar shards (files or folders) headless, writing their sidecar indexes.
+    Index(crate::commands::index::IndexArgs),
     /// Print speed figures as a table (see BENCHMARKS.md).
     Bench(crate::commands::bench::BenchArgs),
 }

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         None => loupe::cli::run_gui(Vec::new()),
         Some(Command::Open { paths }) => loupe::cli::run_gui(paths),
         Some(Command::Render(args)) => loupe::commands::render::run(&args),
+        Some(Command::Index(args)) => loupe::commands::index::run(&args),
         Some(Command::Bench(args)) => loupe::commands::bench::run(&args),
     };
     match result {

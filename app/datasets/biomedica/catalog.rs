@@ -200,7 +200,13 @@ impl Catalog {
             let text_at = self.arena.len() as u32;
             let key = truncate_bytes(&s.key, 255);
             self.arena.push_str(key);
-            let prefix: String = s.caption.chars().take(CAPTION_PREFIX_CHARS).collect();
+            // One line for tiles: captions hold newlines and tabs.
+            let prefix: String = s
+                .caption
+                .chars()
+                .take(CAPTION_PREFIX_CHARS)
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
             let prefix = truncate_bytes(&prefix, 255);
             self.arena.push_str(prefix);
             self.search.add(id, &s.caption);

@@ -62,3 +62,82 @@ pub fn find_shards(root: &std::path::Path) -> std::io::Result<Vec<std::path::Pat
     out.sort();
     Ok(out)
 }
+
+/// What [`build_catalog`] did.
+#[derive(Clone, Debug, Default)]
+pub struct IndexStats {
+    pub shards: usize,
+    /// Shards indexed now (the rest came from their sidecars).
+    pub built: usize,
+    pub bytes: u64,
+    pub samples: usize,
+    /// Shards that could not be opened at all, with the reason.
+    pub failed: Vec<String>,
+}
+
+/// Find the shards under `roots`, load or build each one's index in parallel (on the
+/// calling rayon pool), and merge them in path order. Progress is reported as the
+/// fraction of shard bytes done. A cancelled run keeps the sidecars it finished, so the
+/// next run resumes where this one stopped.
+pub fn build_catalog(
+    roots: &[std::path::PathBuf],
+    sidecar_dir: &std::path::Path,
+    progress: &(dyn Fn(f32, String) + Sync),
+    cancelled: &(dyn Fn() -> bool + Sync),
+) -> Result<(Catalog, IndexStats), tar_index::IndexError> {
+    use rayon::prelude::*;
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    let mut stats = IndexStats::default();
+    let mut shards = Vec::new();
+    for root in roots {
+        match find_shards(root) {
+            Ok(found) => shards.extend(found),
+            Err(err) => stats.failed.push(format!("{}: {err}", root.display())),
+        }
+    }
+    shards.sort();
+    shards.dedup();
+    let sizes: Vec<u64> = shards
+        .iter()
+        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .collect();
+    let total = sizes.iter().sum::<u64>().max(1);
+    let done = AtomicU64::new(0);
+    let finished = AtomicUsize::new(0);
+    let results: Vec<_> = shards
+        .par_iter()
+        .zip(&sizes)
+        .map(|(path, &size)| {
+            if cancelled() {
+                return Err(tar_index::IndexError::Cancelled);
+            }
+            let result = sidecar::load_or_build(path, sidecar_dir, cancelled);
+            let bytes = done.fetch_add(size, Ordering::Relaxed) + size;
+            let n = finished.fetch_add(1, Ordering::Relaxed) + 1;
+            progress(
+                bytes as f32 / total as f32,
+                format!("{n} of {} shards", shards.len()),
+            );
+            match result {
+                Err(tar_index::IndexError::Cancelled) => Err(tar_index::IndexError::Cancelled),
+                other => Ok(other),
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    let mut catalog = Catalog::default();
+    for (result, size) in results.into_iter().zip(sizes) {
+        match result {
+            Ok((index, origin)) => {
+                stats.shards += 1;
+                stats.bytes += size;
+                stats.samples += index.samples.len();
+                if origin == sidecar::Origin::Built {
+                    stats.built += 1;
+                }
+                catalog.add_shard(index);
+            }
+            Err(err) => stats.failed.push(err.to_string()),
+        }
+    }
+    Ok((catalog, stats))
+}
