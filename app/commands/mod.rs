@@ -1,5 +1,6 @@
 //! Headless subcommands of the `loupe` binary.
 
 pub mod bench;
+mod bench_biomed;
 pub mod index;
 pub mod render;

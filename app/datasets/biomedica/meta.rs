@@ -6,7 +6,6 @@
 //! an unexpected shape reads as empty, and the raw JSON stays available for the detail
 //! view.
 
-use serde::Deserialize;
 use serde_json::Value;
 
 /// The fields the grid filters and sorts on, read once at indexing time. Everything
@@ -52,10 +51,9 @@ impl IndexFields {
     }
 }
 
-/// The subset of the JSON read at indexing time. Unknown keys (article text, image set,
-/// reference list: most of the bytes) are skipped by serde without being stored.
-#[derive(Deserialize, Default)]
-#[serde(default)]
+/// The subset of the JSON read at indexing time. Unknown keys (image set, reference
+/// list) are skipped without being stored, and parsing stops before `article_text`.
+#[derive(Default)]
 struct RawIndexFields {
     image_file_name: Value,
     image_cluster_id: Value,
@@ -78,27 +76,135 @@ struct RawIndexFields {
 /// Parse a sample's JSON bytes into the indexed fields. Errors only on JSON that is not
 /// an object at all; every field is read leniently.
 pub fn parse_index_fields(bytes: &[u8]) -> Result<IndexFields, String> {
-    let raw: RawIndexFields = parse_lenient(bytes)?;
-    let size = list_of_u32(&raw.image_size);
-    Ok(IndexFields {
-        pmcid: text(&raw.article_accession_id),
-        license: text(&raw.article_license),
-        primary: list_of_text(&raw.image_primary_label),
-        secondary: list_of_text(&raw.image_secondary_label),
-        label_id: text(&raw.image_label_id),
-        panel_type: text(&raw.image_panel_type),
-        panel_subtype: text(&raw.image_panel_subtype),
-        width: size.first().copied(),
-        height: size.get(1).copied(),
-        image_hash: text(&raw.image_hash),
-        image_id: text(&raw.image_cluster_id),
-        image_file_name: text(&raw.image_file_name),
-        journal: text(&raw.article_journal),
-        date: text(&raw.article_date),
-        title: text(&raw.article_title),
-        citation: text(&raw.article_citation),
-        reference_count: count(&raw.article_reference_count),
-    })
+    match collect(bytes) {
+        Ok(raw) => Ok(raw.into_fields()),
+        Err(first) => {
+            let fixed = replace_lone_surrogates(bytes);
+            if fixed == bytes {
+                return Err(first.to_string());
+            }
+            collect(&fixed)
+                .map(RawIndexFields::into_fields)
+                .map_err(|_| first.to_string())
+        }
+    }
+}
+
+/// Parse the indexed fields from the first bytes of a sample's JSON. `Ok(None)` when
+/// the prefix ends (or turns odd) before every indexed field was seen: read it all and
+/// call [`parse_index_fields`].
+///
+/// Why: the writer puts `article_text` (often most of the JSON's bytes) last, after
+/// every field the index needs, so parsing stops before it.
+pub fn try_parse_index_fields(prefix: &[u8]) -> Option<IndexFields> {
+    collect(prefix).ok().map(RawIndexFields::into_fields)
+}
+
+/// Keys read at indexing time; parsing stops once all were seen.
+const WANTED: [&str; 16] = [
+    "image_file_name",
+    "image_cluster_id",
+    "image_hash",
+    "image_label_id",
+    "image_panel_type",
+    "image_panel_subtype",
+    "image_primary_label",
+    "image_secondary_label",
+    "image_size",
+    "article_accession_id",
+    "article_title",
+    "article_journal",
+    "article_date",
+    "article_citation",
+    "article_license",
+    "article_reference_count",
+];
+
+/// The message of the error the visitor returns to stop parsing early.
+const DONE: &str = "loupe: every indexed field seen";
+
+struct Collector<'a>(&'a mut RawIndexFields);
+
+impl<'de> serde::de::Visitor<'de> for Collector<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = 0u32;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let Some(i) = WANTED.iter().position(|w| *w == key) else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                continue;
+            };
+            let v: Value = map.next_value()?;
+            let f = &mut *self.0;
+            let slot = match i {
+                0 => &mut f.image_file_name,
+                1 => &mut f.image_cluster_id,
+                2 => &mut f.image_hash,
+                3 => &mut f.image_label_id,
+                4 => &mut f.image_panel_type,
+                5 => &mut f.image_panel_subtype,
+                6 => &mut f.image_primary_label,
+                7 => &mut f.image_secondary_label,
+                8 => &mut f.image_size,
+                9 => &mut f.article_accession_id,
+                10 => &mut f.article_title,
+                11 => &mut f.article_journal,
+                12 => &mut f.article_date,
+                13 => &mut f.article_citation,
+                14 => &mut f.article_license,
+                _ => &mut f.article_reference_count,
+            };
+            *slot = v;
+            seen |= 1 << i;
+            if seen == (1 << WANTED.len()) - 1 {
+                return Err(serde::de::Error::custom(DONE));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Run the collector; an early stop counts as success.
+fn collect(bytes: &[u8]) -> Result<RawIndexFields, serde_json::Error> {
+    use serde::Deserializer as _;
+    let mut raw = RawIndexFields::default();
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    match de.deserialize_map(Collector(&mut raw)) {
+        Ok(()) => de.end().map(|()| raw),
+        Err(e) if e.to_string().starts_with(DONE) => Ok(raw),
+        Err(e) => Err(e),
+    }
+}
+
+impl RawIndexFields {
+    fn into_fields(self) -> IndexFields {
+        let raw = self;
+        let size = list_of_u32(&raw.image_size);
+        IndexFields {
+            pmcid: text(&raw.article_accession_id),
+            license: text(&raw.article_license),
+            primary: list_of_text(&raw.image_primary_label),
+            secondary: list_of_text(&raw.image_secondary_label),
+            label_id: text(&raw.image_label_id),
+            panel_type: text(&raw.image_panel_type),
+            panel_subtype: text(&raw.image_panel_subtype),
+            width: size.first().copied(),
+            height: size.get(1).copied(),
+            image_hash: text(&raw.image_hash),
+            image_id: text(&raw.image_cluster_id),
+            image_file_name: text(&raw.image_file_name),
+            journal: text(&raw.article_journal),
+            date: text(&raw.article_date),
+            title: text(&raw.article_title),
+            citation: text(&raw.article_citation),
+            reference_count: count(&raw.article_reference_count),
+        }
+    }
 }
 
 /// `serde_json` rejects lone surrogate escapes (`"\ud835"` alone), which the writer's
@@ -365,6 +471,30 @@ mod tests {
         assert_eq!(f.pmcid, "PMC1");
         assert_eq!(f.image_hash, "");
         assert_eq!((f.date_unix(), f.year()), (None, None));
+    }
+
+    #[test]
+    fn parsing_stops_once_every_indexed_field_is_seen() {
+        let mut json = String::from("{");
+        for (i, k) in WANTED.iter().enumerate() {
+            json.push_str(&format!("\"{k}\": \"v{i}\", "));
+        }
+        json.push_str("\"article_text\": \"a very long text that is never needed");
+        // The prefix ends inside article_text: still enough.
+        let f = try_parse_index_fields(json.as_bytes()).unwrap();
+        assert_eq!((f.license.as_str(), f.citation.as_str()), ("v14", "v13"));
+        // A prefix ending before the licence is not.
+        let cut = json.find("article_license").unwrap();
+        assert!(try_parse_index_fields(&json.as_bytes()[..cut]).is_none());
+        // A whole object without some fields parses, and trailing junk is an error.
+        assert_eq!(
+            parse_index_fields(br#"{"article_title": "t"}"#)
+                .unwrap()
+                .title,
+            "t"
+        );
+        assert!(parse_index_fields(br#"{"a": 1} x"#).is_err());
+        assert!(parse_index_fields(b"[1, 2]").is_err());
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub struct SearchIndex {
     postings: Vec<Vec<(u32, u16)>>,
     doc_len: Vec<u16>,
     total_len: u64,
+    scratch_text: String,
+    scratch_ids: Vec<u32>,
 }
 
 /// One ranked hit.
@@ -37,25 +39,48 @@ pub struct Hit {
 impl SearchIndex {
     /// Add the next item's text; items must be added in id order.
     pub fn add(&mut self, item: u32, text: &str) {
-        let mut counts: HashMap<String, u16> = HashMap::new();
-        let mut len = 0u32;
-        for t in tokens(text) {
-            *counts.entry(t).or_default() += 1;
-            len += 1;
-        }
-        while self.doc_len.len() <= item as usize {
-            self.doc_len.push(0);
-        }
-        self.doc_len[item as usize] = len.min(u32::from(u16::MAX)) as u16;
-        self.total_len += u64::from(len);
-        for (term, tf) in counts {
-            let next = self.postings.len() as u32;
-            let id = *self.term_ids.entry(term).or_insert(next);
-            if id == next {
-                self.postings.push(Vec::new());
+        // One lowercase buffer and one id list reused for every token: building the
+        // index for a million captions must not allocate per word.
+        let mut buf = std::mem::take(&mut self.scratch_text);
+        let mut ids = std::mem::take(&mut self.scratch_ids);
+        ids.clear();
+        for tok in text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|t| !t.is_empty())
+        {
+            buf.clear();
+            if tok.is_ascii() {
+                buf.extend(tok.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+            } else {
+                buf.push_str(&tok.to_lowercase());
             }
-            self.postings[id as usize].push((item, tf));
+            let id = match self.term_ids.get(buf.as_str()) {
+                Some(&id) => id,
+                None => {
+                    let id = self.postings.len() as u32;
+                    self.term_ids.insert(buf.clone(), id);
+                    self.postings.push(Vec::new());
+                    id
+                }
+            };
+            ids.push(id);
         }
+        let len = ids.len();
+        ids.sort_unstable();
+        let mut i = 0;
+        while i < ids.len() {
+            let id = ids[i];
+            let run = ids[i..].iter().take_while(|&&x| x == id).count();
+            self.postings[id as usize].push((item, run.min(usize::from(u16::MAX)) as u16));
+            i += run;
+        }
+        if self.doc_len.len() <= item as usize {
+            self.doc_len.resize(item as usize + 1, 0);
+        }
+        self.doc_len[item as usize] = len.min(usize::from(u16::MAX)) as u16;
+        self.total_len += len as u64;
+        self.scratch_text = buf;
+        self.scratch_ids = ids;
     }
 
     pub fn term_count(&self) -> usize {

@@ -154,34 +154,63 @@ pub fn write_shards(
                 (r >> 20) % (samples as u64 * 9 / 10).max(1),
                 0
             );
-            let json = serde_json::json!({
-                "image_file_name": format!("fig{i}.jpg"),
-                "image_cluster_id": format!("fig{i}"),
-                "image_hash": hash,
-                "image_label_id": ((r >> 24) % 2000).to_string(),
-                "image_panel_type": if r % 2 == 0 { "single" } else { "multiple" },
-                "image_panel_subtype": "single panel",
-                "image_primary_label": [primary],
-                "image_secondary_label": [secondary],
-                "image_size": [64 + (r >> 30) % 2000, 64 + (r >> 40) % 2000],
-                "image_set": [],
-                "image_context": {},
-                "article_accession_id": format!("PMC{pmcid}"),
-                "article_title": "A synthetic article",
-                "article_journal": format!("Journal {}", (r >> 33) % 50),
-                "article_date": (946_684_800 + (r >> 36) % 800_000_000).to_string(),
-                "article_abstract": "None",
-                "article_mesh_terms": [""],
-                "article_keywords": [""],
-                "article_reference_ids": [""],
-                "article_reference_count": 3,
-                "article_reference_list": [],
-                "article_subject": [""],
-                "article_citation": "Synth. 2020",
-                "article_license": LICENCES[shard_no % 3],
-                "article_text": article,
-            });
-            let json = serde_json::to_vec(&json).map_err(std::io::Error::other)?;
+            // In the ETL's key order (json.dumps keeps insertion order; serde_json::Map
+            // would sort), so `article_text` comes last as in the real data.
+            let pairs: Vec<(&str, serde_json::Value)> = vec![
+                ("image_file_name", serde_json::json!(format!("fig{i}.jpg"))),
+                ("image_cluster_id", serde_json::json!(format!("fig{i}"))),
+                ("image_hash", serde_json::json!(hash)),
+                (
+                    "image_label_id",
+                    serde_json::json!(((r >> 24) % 2000).to_string()),
+                ),
+                (
+                    "image_panel_type",
+                    serde_json::json!(if r % 2 == 0 { "single" } else { "multiple" }),
+                ),
+                ("image_panel_subtype", serde_json::json!("single panel")),
+                ("image_primary_label", serde_json::json!([primary])),
+                ("image_secondary_label", serde_json::json!([secondary])),
+                (
+                    "image_size",
+                    serde_json::json!([64 + (r >> 30) % 2000, 64 + (r >> 40) % 2000]),
+                ),
+                ("image_set", serde_json::json!([])),
+                ("image_context", serde_json::json!({})),
+                (
+                    "article_accession_id",
+                    serde_json::json!(format!("PMC{pmcid}")),
+                ),
+                ("article_title", serde_json::json!("A synthetic article")),
+                (
+                    "article_journal",
+                    serde_json::json!(format!("Journal {}", (r >> 33) % 50)),
+                ),
+                (
+                    "article_date",
+                    serde_json::json!((946_684_800 + (r >> 20) % 800_000_000).to_string()),
+                ),
+                ("article_abstract", serde_json::json!("None")),
+                ("article_mesh_terms", serde_json::json!([""])),
+                ("article_keywords", serde_json::json!([""])),
+                ("article_reference_ids", serde_json::json!([""])),
+                ("article_reference_count", serde_json::json!(3)),
+                ("article_reference_list", serde_json::json!([])),
+                ("article_subject", serde_json::json!([""])),
+                ("article_citation", serde_json::json!("Synth. 2020")),
+                ("article_license", serde_json::json!(LICENCES[shard_no % 3])),
+                ("article_text", serde_json::json!(article.as_str())),
+            ];
+            let mut json = b"{".to_vec();
+            for (i, (k, v)) in pairs.iter().enumerate() {
+                if i > 0 {
+                    json.extend_from_slice(b", ");
+                }
+                serde_json::to_writer(&mut json, k).map_err(std::io::Error::other)?;
+                json.extend_from_slice(b": ");
+                serde_json::to_writer(&mut json, v).map_err(std::io::Error::other)?;
+            }
+            json.push(b'}');
             member(&mut out, &format!("{key}.jpg"), &jpeg)?;
             member(&mut out, &format!("{key}.json"), &json)?;
             member(&mut out, &format!("{key}.txt"), caption.as_bytes())?;
@@ -191,4 +220,62 @@ pub fn write_shards(
         paths.push(path);
     }
     Ok(paths)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datasets::biomedica::{Filter, build_catalog};
+
+    #[test]
+    fn synthetic_shards_index_completely_and_filter_consistently() {
+        let dir = tempfile::tempdir().unwrap();
+        let shards = write_shards(&dir.path().join("s"), 250, 100, 512).unwrap();
+        assert_eq!(shards.len(), 3);
+        let (cat, stats) =
+            build_catalog(&shards, &dir.path().join("side"), &|_, _| {}, &|| false).unwrap();
+        assert_eq!((stats.samples, stats.built), (250, 3));
+        assert_eq!(
+            cat.reports().count(),
+            0,
+            "{:?}",
+            cat.reports().collect::<Vec<_>>()
+        );
+        // Long keys (every 40th) went through PAX path records and came back whole.
+        assert!(
+            cat.key(0).ends_with(".needs.a.pax.header"),
+            "{}",
+            cat.key(0)
+        );
+        // A combined filter equals the intersection of its parts.
+        let single =
+            |f: Filter| -> std::collections::BTreeSet<u32> { cat.apply(&f).into_iter().collect() };
+        let a = single(Filter {
+            subsets: vec!["commercial".into()],
+            ..Default::default()
+        });
+        let b = single(Filter {
+            years: Some((2005, 2015)),
+            ..Default::default()
+        });
+        let c = single(Filter {
+            panel_type: Some("single".into()),
+            ..Default::default()
+        });
+        assert_eq!(a.len(), 100);
+        assert!(!b.is_empty() && !c.is_empty(), "{} {}", b.len(), c.len());
+        let all = single(Filter {
+            subsets: vec!["commercial".into()],
+            years: Some((2005, 2015)),
+            panel_type: Some("single".into()),
+            ..Default::default()
+        });
+        let expected: std::collections::BTreeSet<u32> = a
+            .iter()
+            .filter(|i| b.contains(i) && c.contains(i))
+            .copied()
+            .collect();
+        assert_eq!(all, expected);
+        assert!(!all.is_empty());
+    }
 }

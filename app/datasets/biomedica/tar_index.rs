@@ -262,6 +262,9 @@ pub enum IndexError {
 const MAX_TEXT_MEMBER: u64 = 256 << 20;
 /// Largest PAX / GNU long-name payload accepted.
 const MAX_EXTENSION: u64 = 1 << 20;
+/// How much of a JSON member is read first: the indexed fields come before the article
+/// text, so this is usually all that is parsed (see `meta::try_parse_index_fields`).
+const JSON_HEAD: u64 = 64 << 10;
 /// How much of a JPEG is read to find its frame header.
 const JPEG_HEAD: u64 = 8 << 10;
 
@@ -728,7 +731,8 @@ fn read_member(cur: &mut Cursor, walk: &mut Walk, ext: Ext, data: u64, size: u64
     };
     let limit = match ext {
         Ext::Jpg => size.min(JPEG_HEAD),
-        Ext::Json | Ext::Txt => size,
+        Ext::Json => size.min(JSON_HEAD),
+        Ext::Txt => size,
     };
     if limit > MAX_TEXT_MEMBER {
         let flag = if ext == Ext::Json {
@@ -760,13 +764,28 @@ fn read_member(cur: &mut Cursor, walk: &mut Walk, ext: Ext, data: u64, size: u64
                 );
             }
         },
-        Ext::Json => match meta::parse_index_fields(bytes) {
-            Ok(fields) => sample.fields = Some(fields),
-            Err(err) => {
-                sample.flags |= flags::BAD_JSON;
-                problem(ProblemKind::BadJson, err);
+        Ext::Json => {
+            let parsed = match meta::try_parse_index_fields(bytes) {
+                Some(fields) => Ok(fields),
+                None if limit == size => meta::parse_index_fields(bytes),
+                None => match cur.read_vec(data, size, &mut walk.buf) {
+                    Ok(()) => meta::parse_index_fields(&walk.buf),
+                    Err(err) => Err(format!("read failed: {err}")),
+                },
+            };
+            match parsed {
+                Ok(fields) => sample.fields = Some(fields),
+                Err(err) => {
+                    sample.flags |= flags::BAD_JSON;
+                    walk.index.problems.push(Problem {
+                        key: sample.key.clone(),
+                        member: Some(ext),
+                        kind: ProblemKind::BadJson,
+                        detail: err,
+                    });
+                }
             }
-        },
+        }
         Ext::Jpg => match jpeg_info(bytes) {
             Ok(info) => sample.jpeg = info,
             Err(err) => {
