@@ -47,6 +47,58 @@ fn settle(h: &mut Harness<'_, LoupeApp>) {
     }
 }
 
+/// What the windowing integration hands egui for a file dropped on the window.
+#[derive(Debug)]
+struct DroppedPath(PathBuf);
+
+impl egui::DroppedFile for DroppedPath {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        Err("a folder".into())
+    }
+}
+
+#[test]
+fn a_dropped_shard_replaces_the_demo_and_further_drops_add_to_it() {
+    let m = manifest();
+    let per_shard = &m["counts"]["per_shard"];
+    let mut h = harness(Vec::new());
+    // The demo is indexed in the background at start.
+    assert_eq!(h.state().biomed().catalog().len(), 31);
+    h.input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(DroppedPath(
+            fixture().join("other/000000.tar"),
+        )));
+    settle(&mut h);
+    assert_eq!(h.state().settings.tab, WorkspaceKind::BioMed);
+    let other = per_shard["other/000000.tar"].as_u64().unwrap() as usize;
+    assert_eq!(h.state().biomed().visible_count(), other);
+    h.input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(DroppedPath(
+            fixture().join("noncommercial"),
+        )));
+    settle(&mut h);
+    let nc = per_shard["noncommercial/000000.tar"].as_u64().unwrap() as usize;
+    assert_eq!(h.state().biomed().visible_count(), other + nc);
+    // The whole fixture root (subset folders beside a manifest) is a shard folder too;
+    // its damaged/ shards come along and are reported.
+    h.input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(DroppedPath(fixture())));
+    settle(&mut h);
+    assert!(
+        h.state()
+            .biomed()
+            .catalog()
+            .reports()
+            .any(|r| r.contains("truncated.tar"))
+    );
+}
+
 fn good_folders() -> Vec<PathBuf> {
     ["commercial", "noncommercial", "other"]
         .iter()

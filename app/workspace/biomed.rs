@@ -426,6 +426,14 @@ impl BioMed {
             _ => cat.caption_prefix(id).to_owned() + "…",
         };
         ui.add(egui::Label::new(highlighted(ui, &caption, &self.filter.query)).wrap());
+        ui.horizontal(|ui| {
+            if ui.small_button("Copy caption").clicked() {
+                ui.ctx().copy_text(caption.clone());
+            }
+            if ui.small_button("Copy key").clicked() {
+                ui.ctx().copy_text(cat.key(id).to_owned());
+            }
+        });
         ui.horizontal_wrapped(|ui| {
             for l in cat.primary_labels(id) {
                 ui.label(RichText::new(l).strong().color(theme::ACCENT));
@@ -436,29 +444,40 @@ impl BioMed {
         });
         ui.separator();
         let meta = detail.and_then(|d| d.meta.as_ref().ok());
-        egui::Grid::new("biomed_meta")
-            .num_columns(2)
-            .striped(true)
-            .show(ui, |ui| {
+        // One wrapped "field  value" line per row rather than a Grid: a grid sizes its
+        // columns from the previous frame, so long keys would widen the panel.
+        {
+            {
                 let row = |ui: &mut Ui, k: &str, v: &str| {
-                    ui.label(k);
-                    ui.add(egui::Label::new(v).wrap());
-                    ui.end_row();
+                    let mut job = egui::text::LayoutJob::default();
+                    let body = egui::TextStyle::Body.resolve(ui.style());
+                    job.append(
+                        k,
+                        0.0,
+                        egui::TextFormat::simple(body.clone(), ui.visuals().weak_text_color()),
+                    );
+                    job.append(
+                        v,
+                        8.0,
+                        egui::TextFormat::simple(body, ui.visuals().text_color()),
+                    );
+                    ui.add(egui::Label::new(job).wrap());
                 };
                 row(ui, "key", cat.key(id));
                 row(ui, "subset", cat.subset(id));
                 row(ui, "licence", cat.license(id));
                 if let Some(m) = meta {
-                    ui.label("article");
-                    match m.pmc_url() {
-                        Some(url) => {
-                            ui.hyperlink_to(format!("{} ↗", m.fields.pmcid), url);
+                    ui.horizontal(|ui| {
+                        ui.label(RichText::new("article").weak());
+                        match m.pmc_url() {
+                            Some(url) => {
+                                ui.hyperlink_to(format!("{} ↗", m.fields.pmcid), url);
+                            }
+                            None => {
+                                ui.label(&m.fields.pmcid);
+                            }
                         }
-                        None => {
-                            ui.label(&m.fields.pmcid);
-                        }
-                    }
-                    ui.end_row();
+                    });
                     row(ui, "title", &m.fields.title);
                     row(ui, "journal", &m.fields.journal);
                     row(ui, "date", &format_date(&m.fields.date));
@@ -498,12 +517,17 @@ impl BioMed {
                         }
                     }
                     if !problems.is_empty() {
-                        ui.colored_label(theme::ERROR, "problems");
-                        ui.colored_label(theme::ERROR, problems.join("; "));
-                        ui.end_row();
+                        ui.add(
+                            egui::Label::new(
+                                RichText::new(format!("problems: {}", problems.join("; ")))
+                                    .color(theme::ERROR),
+                            )
+                            .wrap(),
+                        );
                     }
                 }
-            });
+            }
+        }
         match detail.map(|d| &d.meta) {
             Some(Ok(m)) => {
                 let mentions = m.mentions();
@@ -931,6 +955,12 @@ impl Workspace for BioMed {
     }
 
     fn inspector(&mut self, ui: &mut Ui, shared: &mut Shared) {
+        // Keys and titles are long words: wrap them inside the panel rather than let
+        // them widen it (which would also make the layout depend on load order).
+        // Fill exactly the panel's width, so what loads first never resizes the panel.
+        let width = ui.available_width();
+        ui.set_min_width(width);
+        ui.set_max_width(width);
         ui.heading("Sample");
         let Some(id) = self.selected else {
             ui.label("Nothing selected");
