@@ -55,6 +55,8 @@ pub struct BioMed {
     detail_job: Option<(ItemId, JobHandle<SampleMeta>)>,
     zoom_open: bool,
     zoom_rect: egui::Rect,
+    /// A running export (dialog + write); its message is toasted.
+    export_job: Option<JobHandle<Option<String>>>,
 }
 
 impl Default for BioMed {
@@ -77,6 +79,7 @@ impl Default for BioMed {
             detail_job: None,
             zoom_open: false,
             zoom_rect: egui::Rect::ZERO,
+            export_job: None,
         }
     }
 }
@@ -239,6 +242,51 @@ impl BioMed {
             }
         });
         self.detail_job = Some((id, job));
+    }
+
+    /// Ask where to save (the native dialog blocks, so it runs in the job) and write
+    /// the visible items there, streamed through a temporary file renamed at the end.
+    fn export(&mut self, shard: bool, shared: &mut Shared) {
+        let catalog = Arc::clone(&self.catalog);
+        let items = self.visible.clone();
+        let (title, name) = if shard {
+            ("Export selection as a shard", "selection.tar")
+        } else {
+            ("Export selection as JSONL", "selection.jsonl")
+        };
+        self.export_job = Some(shared.worker.spawn(title, move |ctx| {
+            let Some(path) = rfd::FileDialog::new()
+                .set_title(title)
+                .set_file_name(name)
+                .save_file()
+            else {
+                return Ok(None);
+            };
+            ctx.progress(0.0, format!("{} samples", items.len()));
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            let write = || -> anyhow::Result<usize> {
+                let tmp = tempfile::Builder::new()
+                    .prefix(".loupe-export-")
+                    .tempfile_in(&dir)?;
+                let mut out = std::io::BufWriter::new(tmp);
+                let n = if shard {
+                    biomedica::export::write_shard(&catalog, &items, &mut out)?
+                } else {
+                    biomedica::export::write_manifest(&catalog, &items, &mut out)?
+                };
+                let tmp = out.into_inner().map_err(|e| e.into_error())?;
+                tmp.as_file().sync_all()?;
+                tmp.persist(&path)?;
+                Ok(n)
+            };
+            let n = write().map_err(|e| {
+                JobError::failed(e.context(format!("cannot write {}", path.display())))
+            })?;
+            Ok(Some(format!("Exported {n} samples to {}", path.display())))
+        }));
     }
 
     fn image_source(&self, id: ItemId) -> Option<ImageSource> {
@@ -818,10 +866,20 @@ impl Workspace for BioMed {
                 }
             }
         }
+        if let Some(job) = &mut self.export_job
+            && let Some(result) = job.try_take()
+        {
+            self.export_job = None;
+            match result {
+                Ok(Some(message)) => shared.toasts.info(message),
+                Ok(None) | Err(JobError::Cancelled) => {}
+                Err(err) => shared.toasts.error(err.to_string()),
+            }
+        }
         self.request_detail(shared);
     }
 
-    fn items_panel(&mut self, ui: &mut Ui, _shared: &mut Shared) {
+    fn items_panel(&mut self, ui: &mut Ui, shared: &mut Shared) {
         ui.heading("BIOMEDICA");
         match &self.source {
             Source::DemoPending | Source::Demo => {
@@ -865,6 +923,20 @@ impl Workspace for BioMed {
                 egui::CollapsingHeader::new("Filters")
                     .default_open(true)
                     .show(ui, |ui| self.filters_ui(ui));
+                let mut export = None;
+                egui::CollapsingHeader::new(format!("Export the {} shown", self.visible.len()))
+                    .id_salt("biomed_export")
+                    .show(ui, |ui| {
+                        if ui.button("As a WebDataset shard…").clicked() {
+                            export = Some(true);
+                        }
+                        if ui.button("As a JSONL manifest…").clicked() {
+                            export = Some(false);
+                        }
+                    });
+                if let Some(shard) = export {
+                    self.export(shard, shared);
+                }
                 let reports: Vec<&str> = self.catalog.reports().collect();
                 egui::CollapsingHeader::new(format!("Problems ({})", reports.len()))
                     .id_salt("biomed_problems")

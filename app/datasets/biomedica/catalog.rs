@@ -161,6 +161,8 @@ pub struct Catalog {
     pub primary: LabelSets,
     pub secondary: LabelSets,
     duplicates: HashMap<u64, u32>,
+    /// Per item: how many items share its image hash (filled by [`Catalog::finish`]).
+    dup_count: Vec<u32>,
     search: SearchIndex,
 }
 
@@ -184,6 +186,7 @@ impl Catalog {
     /// Merge a shard's index. Its captions go into the search index and are dropped
     /// (only a prefix is kept); the full caption is read from the shard on selection.
     pub fn add_shard(&mut self, index: ShardIndex) {
+        self.dup_count.clear();
         let shard = u16::try_from(self.shards.len()).unwrap_or(u16::MAX);
         let subset = self.subsets.intern(&super::subset_of(&index.path)) as u8;
         let report = index.report();
@@ -260,6 +263,22 @@ impl Catalog {
         }
     }
 
+    /// Call once every shard is added: precomputes per-item duplicate counts so the
+    /// duplicates filter is a plain array read.
+    pub fn finish(&mut self) {
+        self.dup_count = self
+            .items
+            .iter()
+            .map(|it| {
+                if it.hash == 0 {
+                    0
+                } else {
+                    self.duplicates.get(&it.hash).copied().unwrap_or(1)
+                }
+            })
+            .collect();
+    }
+
     pub fn len(&self) -> usize {
         self.items.len()
     }
@@ -329,6 +348,9 @@ impl Catalog {
 
     /// How many items share this item's image hash (1 = unique, 0 = no hash).
     pub fn duplicate_count(&self, id: ItemId) -> u32 {
+        if let Some(&n) = self.dup_count.get(id as usize) {
+            return n;
+        }
         self.item(id)
             .filter(|it| it.hash != 0)
             .map_or(0, |it| self.duplicates.get(&it.hash).copied().unwrap_or(1))

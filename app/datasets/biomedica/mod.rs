@@ -13,6 +13,7 @@
 //! - [`synth`] writes synthetic shards for the benchmark and tests.
 
 pub mod catalog;
+pub mod export;
 pub mod meta;
 pub mod parquet;
 pub mod search;
@@ -139,5 +140,6 @@ pub fn build_catalog(
             Err(err) => stats.failed.push(err.to_string()),
         }
     }
+    catalog.finish();
     Ok((catalog, stats))
 }

@@ -41,7 +41,9 @@ fn header(name: &[u8], size: u64, typeflag: u8) -> [u8; 512] {
     h
 }
 
-fn member(out: &mut impl Write, name: &str, data: &[u8]) -> std::io::Result<()> {
+/// Write one tar member as Python's tarfile does for BIOMEDICA: ustar, with a PAX
+/// `path=` record first when the name is longer than 100 bytes.
+pub(crate) fn member(out: &mut impl Write, name: &str, data: &[u8]) -> std::io::Result<()> {
     if name.len() > 100 {
         // PAX record: "<len> path=<name>\n", where <len> counts itself.
         let body = format!(" path={name}\n");
