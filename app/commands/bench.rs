@@ -35,6 +35,9 @@ pub struct BenchArgs {
     /// 100 KB to MBs; kept small by default so the set fits a laptop's disk).
     #[arg(long, default_value_t = 8192)]
     pub json_bytes: usize,
+    /// `bench biomed`: skip the (slow) Python baselines.
+    #[arg(long)]
+    pub skip_python: bool,
     /// `bench biomed`: where to write the synthetic shards (default: a temp folder).
     #[arg(long)]
     pub dir: Option<std::path::PathBuf>,

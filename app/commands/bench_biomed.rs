@@ -105,8 +105,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         .map(|m| m.len())
         .sum();
 
-    let py_stream = python(&args.python, PY_STREAM, &shards);
-    let py_list = python(&args.python, PY_LIST, &shards);
+    let (py_stream, py_list) = if args.skip_python {
+        (None, None)
+    } else {
+        (
+            python(&args.python, PY_STREAM, &shards),
+            python(&args.python, PY_LIST, &shards),
+        )
+    };
 
     let n = args.samples as f64;
     writeln!(
@@ -150,7 +156,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             "Python tarfile stream, all members read, grouped by key (what webdataset does)",
             d,
         )?,
-        None => writeln!(out, "| Python tarfile stream | n/a (no python3) | | | |")?,
+        None => writeln!(
+            out,
+            "| Python tarfile stream | skipped or no python3 | | | |"
+        )?,
     }
     match py_list {
         Some(d) => row(
@@ -158,7 +167,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             "Python tarfile getmembers (headers only, seeks over data; no metadata)",
             d,
         )?,
-        None => writeln!(out, "| Python tarfile getmembers | n/a | | | |")?,
+        None => writeln!(
+            out,
+            "| Python tarfile getmembers | skipped or no python3 | | | |"
+        )?,
     }
 
     // Filters and search on the in-memory catalog.

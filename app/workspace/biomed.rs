@@ -985,7 +985,9 @@ impl Workspace for BioMed {
         self.cols = cols;
         let row_height = tile.y + gap;
         let rows = self.visible.len().div_ceil(cols);
-        let thumb_px = (self.thumb_size * ui.ctx().pixels_per_point()).round() as u32;
+        // Decode at 64-px steps: dragging the size slider then reuses cached thumbnails
+        // instead of decoding every image again at every intermediate size.
+        let thumb_px = ((self.thumb_size * ui.ctx().pixels_per_point()) as u32).div_ceil(64) * 64;
         let mut area = egui::ScrollArea::vertical()
             .id_salt("biomed_grid")
             .auto_shrink(false);

@@ -459,8 +459,7 @@ impl Catalog {
                 && filter
                     .long_side
                     .is_none_or(|(lo, hi)| (lo..=hi).contains(&u32::from(it.width.max(it.height))))
-                && (!filter.duplicates_only
-                    || self.duplicates.get(&it.hash).is_some_and(|&n| n > 1))
+                && (!filter.duplicates_only || self.duplicate_count(id) > 1)
                 && (!filter.problems_only || it.flags != 0)
         };
         if filter.query.trim().is_empty() {
@@ -540,4 +539,30 @@ pub fn read_range(path: &Path, offset: u64, size: u64) -> std::io::Result<Vec<u8
         ));
     }
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_counts_are_precomputed_and_agree_with_the_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let shards =
+            super::super::synth::write_shards(&dir.path().join("s"), 400, 200, 64).unwrap();
+        let (cat, _) =
+            super::super::build_catalog(&shards, &dir.path().join("side"), &|_, _| {}, &|| false)
+                .unwrap();
+        assert_eq!(cat.dup_count.len(), cat.len());
+        let dups = cat.apply(&Filter {
+            duplicates_only: true,
+            ..Default::default()
+        });
+        assert!(!dups.is_empty() && dups.len() < cat.len());
+        for &id in &dups {
+            let group = cat.duplicates_of(id);
+            assert_eq!(group.len() as u32, cat.duplicate_count(id));
+            assert!(group.len() > 1 && group.contains(&id));
+        }
+    }
 }
