@@ -99,6 +99,16 @@ fn a_dropped_shard_replaces_the_demo_and_further_drops_add_to_it() {
     );
 }
 
+#[test]
+fn the_figure_opens_in_a_zoomable_window() {
+    let mut h = harness(vec![fixture().join("other")]);
+    assert!(h.query_by_label("Scroll to zoom, drag to pan").is_none());
+    h.get_by_label("Figure (click to zoom)").click();
+    settle(&mut h);
+    h.get_by_label("Scroll to zoom, drag to pan");
+    h.get_by_label("Figure");
+}
+
 fn good_folders() -> Vec<PathBuf> {
     ["commercial", "noncommercial", "other"]
         .iter()

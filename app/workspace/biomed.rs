@@ -450,6 +450,7 @@ impl BioMed {
                                 img.texture.id(),
                                 egui::vec2(w, w * size.y / size.x.max(1.0)),
                             ))
+                            .alt_text("Figure (click to zoom)")
                             .sense(egui::Sense::click()),
                         )
                         .on_hover_text("Click to zoom and pan");
