@@ -476,11 +476,12 @@ pub fn index_shard(path: &Path, cancelled: &dyn Fn() -> bool) -> Result<ShardInd
                     name,
                     format!(
                         "header block at offset {pos} cut short: {} of 512 bytes present",
-                        len - pos
+                        len.saturating_sub(pos)
                     ),
                 );
             }
-            // pos == len with nothing pending: every member whole, end blocks missing.
+            // At (or inside the zero padding just before) the end with nothing pending:
+            // every member is whole, only the end blocks are missing.
             break;
         }
         if let Err(err) = cur.read_at(pos, &mut block) {
@@ -534,8 +535,11 @@ pub fn index_shard(path: &Path, cancelled: &dyn Fn() -> bool) -> Result<ShardInd
                 | tar::EntryType::GNULongLink
         );
         if is_extension {
-            if declared > MAX_EXTENSION || data + declared > len {
-                let kind = if data + declared > len {
+            // Sizes come from the file: compare without adding, so a lying 64-bit size
+            // cannot overflow.
+            let past_eof = declared > len.saturating_sub(data);
+            if declared > MAX_EXTENSION || past_eof {
+                let kind = if past_eof {
                     ProblemKind::UnexpectedEof
                 } else {
                     ProblemKind::BadHeader
@@ -594,7 +598,7 @@ pub fn index_shard(path: &Path, cancelled: &dyn Fn() -> bool) -> Result<ShardInd
         let size = pending.pax_size.take().unwrap_or(declared);
         let header_offset = pending.start.take().unwrap_or(pos);
         let name = String::from_utf8_lossy(&name_bytes).into_owned();
-        let complete = data + size <= len;
+        let complete = size <= len.saturating_sub(data);
         let regular = matches!(
             entry_type,
             tar::EntryType::Regular | tar::EntryType::Continuous
@@ -694,8 +698,11 @@ fn name_behind_bad_header(
         return own();
     }
     let size = header.entry_size().ok()?;
+    if size > MAX_EXTENSION {
+        return own();
+    }
     let next = pos + 512 + size.div_ceil(512) * 512;
-    if size > MAX_EXTENSION || next + 512 > len {
+    if next + 512 > len {
         return own();
     }
     if block[156] == b'L' {
@@ -768,6 +775,9 @@ fn read_member(cur: &mut Cursor, walk: &mut Walk, ext: Ext, data: u64, size: u64
             let parsed = match meta::try_parse_index_fields(bytes) {
                 Some(fields) => Ok(fields),
                 None if limit == size => meta::parse_index_fields(bytes),
+                None if size > MAX_TEXT_MEMBER => {
+                    Err(format!("{size} bytes is too large to read as JSON"))
+                }
                 None => match cur.read_vec(data, size, &mut walk.buf) {
                     Ok(()) => meta::parse_index_fields(&walk.buf),
                     Err(err) => Err(format!("read failed: {err}")),
