@@ -16,11 +16,16 @@ pub type ItemId = u32;
 /// Characters of the caption kept in memory for tiles and lists.
 pub const CAPTION_PREFIX_CHARS: usize = 48;
 
-/// One indexed sample: a fixed-size record (see `bench biomed` for its size).
+/// One indexed sample: a fixed-size 64-byte record (checked by a test); strings live in
+/// the catalog's arena and interned tables.
 #[derive(Clone, Copy, Debug)]
 pub struct Item {
-    /// Data offset and size of jpg, json, txt; size `u32::MAX` marks a missing member.
-    member_offset: [u64; 3],
+    /// Data offset of the jpg (of the first present member when there is no jpg).
+    base: u64,
+    /// Data offsets of json and txt relative to `base`: a sample's members are adjacent,
+    /// so 32 bits are plenty and the record stays within 64 bytes.
+    rel: [i32; 2],
+    /// Data size of jpg, json, txt; `u32::MAX` marks a missing member.
     member_size: [u32; 3],
     /// Key then caption prefix in the arena.
     text_at: u32,
@@ -39,7 +44,6 @@ pub struct Item {
     pub width: u16,
     pub height: u16,
     pub caption_chars: u16,
-    pub pmcid: u32,
     /// First 64 bits of `image_hash` (0 when absent): enough to group duplicates.
     pub hash: u64,
 }
@@ -172,12 +176,6 @@ fn hash64(hex: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn pmcid_number(s: &str) -> u32 {
-    s.strip_prefix("PMC")
-        .and_then(|d| d.parse().ok())
-        .unwrap_or(0)
-}
-
 fn sat16(v: Option<u32>) -> u16 {
     v.map_or(0, |v| v.min(u32::from(u16::MAX)) as u16)
 }
@@ -213,17 +211,31 @@ impl Catalog {
             let prefix = truncate_bytes(&prefix, 255);
             self.arena.push_str(prefix);
             self.search.add(id, &s.caption);
-            let mut member_offset = [0u64; 3];
+            let base = Ext::ALL
+                .iter()
+                .find_map(|&e| s.readable(e))
+                .map_or(0, |m| m.offset);
+            let mut rel = [0i32; 2];
             let mut member_size = [MISSING; 3];
             for ext in Ext::ALL {
-                if let Some(m) = s.readable(ext) {
-                    member_offset[ext as usize] = m.offset;
-                    member_size[ext as usize] = u32::try_from(m.size).unwrap_or(MISSING - 1);
+                let Some(m) = s.readable(ext) else { continue };
+                let Ok(size) = u32::try_from(m.size).map(|v| v.min(MISSING - 1)) else {
+                    continue;
+                };
+                // A member over 2 GB away from its sample's first member cannot occur in
+                // a tar written sample by sample; such a member is left unreachable.
+                let Ok(r) = i32::try_from(m.offset as i64 - base as i64) else {
+                    continue;
+                };
+                if ext != Ext::Jpg {
+                    rel[ext as usize - 1] = r;
                 }
+                member_size[ext as usize] = size;
             }
             let caption_chars = sat16(Some(s.caption.chars().count() as u32));
             let mut item = Item {
-                member_offset,
+                base,
+                rel,
                 member_size,
                 text_at,
                 key_len: key.len() as u8,
@@ -240,7 +252,6 @@ impl Catalog {
                 width: 0,
                 height: 0,
                 caption_chars,
-                pmcid: 0,
                 hash: 0,
             };
             let empty = super::meta::IndexFields::default();
@@ -254,7 +265,6 @@ impl Catalog {
             item.year = f.year().unwrap_or(0);
             item.width = sat16(f.width);
             item.height = sat16(f.height);
-            item.pmcid = pmcid_number(&f.pmcid);
             item.hash = hash64(&f.image_hash);
             if item.hash != 0 {
                 *self.duplicates.entry(item.hash).or_default() += 1;
@@ -374,11 +384,13 @@ impl Catalog {
             return None;
         }
         let shard = self.shards.get(usize::from(it.shard))?;
-        Some((
-            shard.path.clone(),
-            it.member_offset[ext as usize],
-            u64::from(size),
-        ))
+        let offset = match ext {
+            Ext::Jpg => it.base,
+            Ext::Json | Ext::Txt => it
+                .base
+                .checked_add_signed(i64::from(it.rel[ext as usize - 1]))?,
+        };
+        Some((shard.path.clone(), offset, u64::from(size)))
     }
 
     /// Read a member's bytes from its shard (blocking: call from a job).
@@ -544,6 +556,11 @@ pub fn read_range(path: &Path, offset: u64, size: u64) -> std::io::Result<Vec<u8
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_item_is_a_64_byte_record() {
+        assert_eq!(size_of::<Item>(), 64);
+    }
 
     #[test]
     fn duplicate_counts_are_precomputed_and_agree_with_the_groups() {
