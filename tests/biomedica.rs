@@ -612,3 +612,61 @@ fn mutated_shards_never_panic_and_never_point_outside_the_file() {
         }
     }
 }
+
+/// Every fixture JPEG decodes through the same path the grid uses (byte range of the
+/// shard → image crate), greyscale and Adobe CMYK included, to the size and roughly the
+/// colour Pillow reports (Pillow's own CMYK→RGB is naive, hence the loose tolerance).
+#[test]
+fn every_jpeg_decodes_from_its_byte_range_with_pillows_size_and_colour() {
+    use loupe::image_cache::{ImageSource, Resolution, decode};
+    let m = manifest();
+    let mut cmyk = 0;
+    for shard in m["shards"].as_array().unwrap() {
+        let path: std::sync::Arc<Path> = root().join(shard["path"].as_str().unwrap()).into();
+        for s in shard["samples"].as_array().unwrap() {
+            let (img, jpg) = (&s["image"], &s["members"]["jpg"]);
+            if img.is_null() {
+                continue;
+            }
+            let source = ImageSource::Member {
+                path: path.clone(),
+                offset: jpg["offset_data"].as_u64().unwrap(),
+                len: jpg["size"].as_u64().unwrap(),
+            };
+            let d = decode(&source, Resolution::Full).unwrap();
+            let key = s["key"].as_str().unwrap();
+            assert_eq!(
+                [u64::from(d.original_size[0]), u64::from(d.original_size[1])],
+                [
+                    img["width"].as_u64().unwrap(),
+                    img["height"].as_u64().unwrap()
+                ],
+                "{key}"
+            );
+            let n = d.image.pixels.len() as f64;
+            let mean: Vec<f64> = (0..3)
+                .map(|c| {
+                    d.image
+                        .pixels
+                        .iter()
+                        .map(|p| f64::from(p.to_array()[c]))
+                        .sum::<f64>()
+                        / n
+                })
+                .collect();
+            let is_cmyk = img["mode"] == "CMYK";
+            cmyk += usize::from(is_cmyk);
+            let tolerance = if is_cmyk { 40.0 } else { 3.0 };
+            for c in 0..3 {
+                let want = img["rgb_mean_pillow"][c].as_f64().unwrap();
+                assert!(
+                    (mean[c] - want).abs() <= tolerance,
+                    "{key} ({}): channel {c} mean {:.1}, Pillow {want}",
+                    img["mode"],
+                    mean[c]
+                );
+            }
+        }
+    }
+    assert_eq!(cmyk, 2);
+}
