@@ -25,6 +25,8 @@ pub enum Command {
     Render(crate::commands::render::RenderArgs),
     /// Run the grounding model (Qwen2-VL / Migician) on images and an instruction.
     Ground(crate::commands::ground::GroundArgs),
+    /// Index BIOMEDICA tar shards (files or folders) headless, writing their sidecar indexes.
+    Index(crate::commands::index::IndexArgs),
     /// Print speed figures as a table (see BENCHMARKS.md).
     Bench(crate::commands::bench::BenchArgs),
 }

@@ -30,8 +30,45 @@ pub const MIG_BENCH_JSON: &str = include_str!("../assets/demo/mig_bench_demo.jso
 /// Raw answers of a pretend model for the MIG-Bench demo items, one JSON object a line.
 pub const PREDICTIONS_JSONL: &str = include_str!("../assets/demo/predictions_demo.jsonl");
 
-/// Figure–caption records in the shape of BIOMEDICA samples.
-pub const BIOMED_JSON: &str = include_str!("../assets/demo/biomed_demo.json");
+/// Tiny real BIOMEDICA shards (copies of the test fixture's, made by
+/// `scripts/fixtures/make_biomedica_fixture.py` from the images above), as `(subset/name,
+/// bytes)`. The noncommercial fixture shard is left out: its CJK and mathematical
+/// captions need glyphs the bundled fonts lack.
+pub const BIOMED_SHARDS: &[(&str, &[u8])] = &[
+    (
+        "commercial/000000.tar",
+        include_bytes!("../assets/demo/biomedica/commercial/000000.tar"),
+    ),
+    (
+        "commercial/000001.tar",
+        include_bytes!("../assets/demo/biomedica/commercial/000001.tar"),
+    ),
+    (
+        "other/000000.tar",
+        include_bytes!("../assets/demo/biomedica/other/000000.tar"),
+    ),
+];
+
+/// Put the demo shards on disk (once) so the BioMed workspace opens them through the
+/// same indexer, sidecars and byte-range thumbnails as any real shard. Returns the
+/// shard files (only those: the folder may hold shards of older builds). Call from a
+/// job: it writes files.
+pub fn materialize_biomed_shards(dir: &std::path::Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let mut out = Vec::new();
+    for (rel, bytes) in BIOMED_SHARDS {
+        let path = dir.join(rel);
+        out.push(path.clone());
+        // Rewriting an identical file would change its mtime and force a re-index.
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) {
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        crate::atomic::write_atomic(&path, bytes)?;
+    }
+    Ok(out)
+}
 
 /// The embedded image whose file name ends the given (possibly `./images/…`) path.
 pub fn image(path: &str) -> Option<ImageSource> {

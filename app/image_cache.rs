@@ -14,6 +14,13 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ImageSource {
     File(PathBuf),
+    /// A byte range of a file: a JPEG member inside a tar shard, read without
+    /// extracting it.
+    Member {
+        path: std::sync::Arc<Path>,
+        offset: u64,
+        len: u64,
+    },
     /// Bytes compiled into the binary (demo assets), named for messages.
     Embedded {
         name: &'static str,
@@ -25,6 +32,7 @@ impl ImageSource {
     pub fn display_name(&self) -> String {
         match self {
             Self::File(path) => path.display().to_string(),
+            Self::Member { path, offset, .. } => format!("{}@{offset}", path.display()),
             Self::Embedded { name, .. } => (*name).to_owned(),
         }
     }
@@ -34,6 +42,11 @@ impl ImageSource {
             Self::File(path) => std::fs::read(path)
                 .map(std::borrow::Cow::Owned)
                 .map_err(|err| format!("{}: cannot read: {err}", path.display())),
+            Self::Member { path, offset, len } => {
+                crate::datasets::biomedica::catalog::read_range(path, *offset, *len)
+                    .map(std::borrow::Cow::Owned)
+                    .map_err(|err| format!("{}: cannot read: {err}", self.display_name()))
+            }
             Self::Embedded { bytes, .. } => Ok(std::borrow::Cow::Borrowed(bytes)),
         }
     }

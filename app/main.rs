@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Some(Command::Open { paths }) => loupe::cli::run_gui(paths),
         Some(Command::Render(args)) => loupe::commands::render::run(&args),
         Some(Command::Ground(args)) => loupe::commands::ground::run(&args),
+        Some(Command::Index(args)) => loupe::commands::index::run(&args),
         Some(Command::Bench(args)) => loupe::commands::bench::run(&args),
     };
     match result {

@@ -143,7 +143,12 @@ fn classify_dir(dir: &Path) -> Option<Content> {
             .iter()
             .any(|p| p.is_file() && wanted.contains(&extension(p).as_str()))
     };
-    if has_ext(&["tar"]) {
+    // A BIOMEDICA download keeps its shards in licence-subset folders.
+    let subset_with_shards = ["commercial", "noncommercial", "other"].iter().any(|s| {
+        std::fs::read_dir(dir.join(s))
+            .is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| extension(&e.path()) == "tar")))
+    });
+    if has_ext(&["tar"]) || subset_with_shards {
         return Some(Content::ShardFolder);
     }
     if has_ext(&["ply", "splat"]) {
@@ -222,6 +227,13 @@ mod tests {
         std::fs::create_dir(&shards).unwrap();
         write(&shards, "000000.tar", b"x");
         assert_eq!(classify(&shards), Ok(Content::ShardFolder));
+
+        // A dataset root with licence-subset folders of shards (and a manifest beside).
+        let biomedica = root.path().join("biomedica");
+        std::fs::create_dir_all(biomedica.join("other")).unwrap();
+        write(&biomedica, "manifest.json", b"{}");
+        write(&biomedica.join("other"), "000000.tar", b"x");
+        assert_eq!(classify(&biomedica), Ok(Content::ShardFolder));
 
         let bench = root.path().join("bench");
         std::fs::create_dir_all(bench.join("images")).unwrap();

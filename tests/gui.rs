@@ -96,7 +96,7 @@ fn tabs_switch_by_click_and_by_keyboard() {
     h.get_by_label("BioMed").click();
     settle(&mut h);
     assert_eq!(h.state().settings.tab, WorkspaceKind::BioMed);
-    h.get_by_label_contains("5 of 5 items");
+    h.get_by_label_contains("31 of 31 items");
     snapshot(&mut h, "biomed_demo");
 
     h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Num1);

@@ -27,6 +27,22 @@ pub struct BenchArgs {
     pub skip_frame: bool,
     #[command(flatten)]
     pub ground: super::bench_ground::GroundBenchArgs,
+    /// `bench biomed`: synthetic samples to write and index (1000000 for the full run).
+    #[arg(long, default_value_t = 50_000)]
+    pub samples: usize,
+    /// `bench biomed`: samples per shard.
+    #[arg(long, default_value_t = 10_000)]
+    pub per_shard: usize,
+    /// `bench biomed`: bytes of article text in each sample's JSON (real ones are
+    /// 100 KB to MBs; kept small by default so the set fits a laptop's disk).
+    #[arg(long, default_value_t = 8192)]
+    pub json_bytes: usize,
+    /// `bench biomed`: skip the (slow) Python baselines.
+    #[arg(long)]
+    pub skip_python: bool,
+    /// `bench biomed`: where to write the synthetic shards (default: a temp folder).
+    #[arg(long)]
+    pub dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -34,14 +50,16 @@ pub enum BenchTarget {
     Splats,
     /// Grounding model prefill/decode speed against the transformers reference.
     Ground,
+    /// BIOMEDICA shard indexing, filters and search (see `bench_biomed.rs`).
+    Biomed,
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
+pub(crate) fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
 }
 
-fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
+pub(crate) fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
     median(
         (0..runs.max(1))
             .map(|_| {
@@ -88,6 +106,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     match args.what {
         BenchTarget::Splats => splats(args),
         BenchTarget::Ground => super::bench_ground::run(&args.ground, &args.python),
+        BenchTarget::Biomed => super::bench_biomed::run(args),
     }
 }
 

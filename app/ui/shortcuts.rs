@@ -88,7 +88,28 @@ pub const SCENE3D: &[&Binding] = &[
     &FLY_DOWN,
     &FLY_UP,
 ];
-pub const BIOMED: &[&Binding] = &[&NEXT_ITEM, &PREV_ITEM, &GRID_LARGER, &GRID_SMALLER];
+pub const GRID_DOWN: Binding = bind(NONE, Key::ArrowDown, "Thumbnail below");
+pub const GRID_UP: Binding = bind(NONE, Key::ArrowUp, "Thumbnail above");
+pub const GRID_LEFT: Binding = bind(NONE, Key::ArrowLeft, "Previous thumbnail");
+pub const GRID_RIGHT: Binding = bind(NONE, Key::ArrowRight, "Next thumbnail");
+pub const GRID_PAGE_DOWN: Binding = bind(NONE, Key::PageDown, "A screen of thumbnails down");
+pub const GRID_PAGE_UP: Binding = bind(NONE, Key::PageUp, "A screen of thumbnails up");
+pub const GRID_FIRST: Binding = bind(NONE, Key::Home, "First thumbnail");
+pub const GRID_LAST: Binding = bind(NONE, Key::End, "Last thumbnail");
+pub const BIOMED: &[&Binding] = &[
+    &GRID_RIGHT,
+    &GRID_LEFT,
+    &GRID_DOWN,
+    &GRID_UP,
+    &GRID_PAGE_DOWN,
+    &GRID_PAGE_UP,
+    &GRID_FIRST,
+    &GRID_LAST,
+    &NEXT_ITEM_ALT,
+    &PREV_ITEM_ALT,
+    &GRID_LARGER,
+    &GRID_SMALLER,
+];
 
 /// True while the key of a plain binding is held (for continuous motion), unless a
 /// text field has focus.

@@ -1,0 +1,130 @@
+//! The Parquet edition: Hugging Face `datasets` conversions of the same samples, one row
+//! per sample with the JSON keys as columns plus `__key__`, `__url__`, `txt` and `jpg`
+//! (an Image struct `{bytes, path}`). Columns whose JSON type varies between samples are
+//! stored as their `json.dumps` text, so a string cell that parses as JSON is taken as
+//! that JSON value.
+//!
+//! Read with the `parquet` crate's row API (no arrow: a far smaller build); rows become
+//! the same [`SampleRecord`]s the tar indexer produces, with the image bytes alongside.
+
+use super::meta;
+use super::tar_index::{JpegInfo, SampleRecord, flags, jpeg_info};
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::record::Field;
+use serde_json::Value;
+use std::path::Path;
+
+/// Columns whose JSON type varies between samples, stored as `json.dumps` text.
+const JSON_TEXT_COLUMNS: [&str; 8] = [
+    "image_set",
+    "image_context",
+    "article_mesh_terms",
+    "article_keywords",
+    "article_reference_ids",
+    "article_reference_count",
+    "article_reference_list",
+    "article_subject",
+];
+
+/// One Parquet row read into the common model.
+pub struct ParquetSample {
+    pub record: SampleRecord,
+    /// The `jpg.bytes` cell.
+    pub jpg: Option<Vec<u8>>,
+    /// The row as a JSON object (metadata columns only), for the raw tree view.
+    pub json: Value,
+}
+
+fn to_json(field: &Field) -> Value {
+    match field {
+        Field::Null => Value::Null,
+        Field::Bool(b) => Value::Bool(*b),
+        Field::Byte(v) => Value::from(*v),
+        Field::Short(v) => Value::from(*v),
+        Field::Int(v) => Value::from(*v),
+        Field::Long(v) => Value::from(*v),
+        Field::UByte(v) => Value::from(*v),
+        Field::UShort(v) => Value::from(*v),
+        Field::UInt(v) => Value::from(*v),
+        Field::ULong(v) => Value::from(*v),
+        Field::Float(v) => Value::from(f64::from(*v)),
+        Field::Double(v) => Value::from(*v),
+        Field::Str(s) => Value::String(s.clone()),
+        Field::Bytes(b) => Value::String(String::from_utf8_lossy(b.data()).into_owned()),
+        Field::ListInternal(list) => Value::Array(list.elements().iter().map(to_json).collect()),
+        Field::Group(row) => Value::Object(
+            row.get_column_iter()
+                .map(|(k, v)| (k.clone(), to_json(v)))
+                .collect(),
+        ),
+        other => Value::String(other.to_string()),
+    }
+}
+
+/// Read every row of a BIOMEDICA Parquet file.
+pub fn read(path: &Path) -> anyhow::Result<Vec<ParquetSample>> {
+    use anyhow::Context as _;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let reader = SerializedFileReader::new(file)
+        .with_context(|| format!("{}: not a readable Parquet file", path.display()))?;
+    let mut out = Vec::new();
+    for (row_no, row) in reader
+        .get_row_iter(None)
+        .with_context(|| format!("{}: cannot read rows", path.display()))?
+        .enumerate()
+    {
+        let row = row.with_context(|| format!("{}: row {row_no}", path.display()))?;
+        let mut key = String::new();
+        let mut caption = None;
+        let mut jpg = None;
+        let mut json = serde_json::Map::new();
+        for (name, field) in row.get_column_iter() {
+            match (name.as_str(), field) {
+                ("__key__", f) => key = meta::text(&to_json(f)),
+                ("__url__", _) => {}
+                ("txt", f) => caption = Some(meta::text(&to_json(f))),
+                ("jpg", Field::Group(img)) => {
+                    jpg = img
+                        .get_column_iter()
+                        .find_map(|(k, v)| match (k.as_str(), v) {
+                            ("bytes", Field::Bytes(b)) => Some(b.data().to_vec()),
+                            _ => None,
+                        });
+                }
+                ("jpg", Field::Bytes(b)) => jpg = Some(b.data().to_vec()),
+                (_, Field::Str(s)) if JSON_TEXT_COLUMNS.contains(&name.as_str()) => {
+                    let v = meta::parse_lenient::<Value>(s.as_bytes())
+                        .unwrap_or_else(|_| Value::String(s.clone()));
+                    json.insert(name.clone(), v);
+                }
+                (_, f) => {
+                    json.insert(name.clone(), to_json(f));
+                }
+            }
+        }
+        let json = Value::Object(json);
+        let mut record = SampleRecord {
+            key,
+            ..Default::default()
+        };
+        match serde_json::to_vec(&json)
+            .map_err(|e| e.to_string())
+            .and_then(|b| meta::parse_index_fields(&b))
+        {
+            Ok(f) => record.fields = Some(f),
+            Err(_) => record.flags |= flags::BAD_JSON,
+        }
+        match &caption {
+            Some(c) => record.caption = c.clone(),
+            None => record.flags |= flags::MISSING_MEMBER,
+        }
+        match jpg.as_deref().map(jpeg_info) {
+            Some(Ok(info)) => record.jpeg = info.map(|i: JpegInfo| i),
+            Some(Err(_)) => record.flags |= flags::BAD_JPEG,
+            None => record.flags |= flags::MISSING_MEMBER,
+        }
+        out.push(ParquetSample { record, jpg, json });
+    }
+    Ok(out)
+}

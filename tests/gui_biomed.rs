@@ -1,0 +1,254 @@
+//! GUI tests of the BioMed workspace on the committed BIOMEDICA fixture: open shards,
+//! count, filter, search, navigate, snapshot. Expected numbers come from the fixture's
+//! manifest, not from the code under test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
+use egui_kittest::kittest::Queryable;
+use egui_kittest::{Harness, SnapshotOptions};
+use loupe::routing::WorkspaceKind;
+use loupe::state::Settings;
+use loupe::{LoupeApp, StartOptions};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/biomedica")
+}
+
+fn manifest() -> Value {
+    serde_json::from_slice(&std::fs::read(fixture().join("manifest.json")).unwrap()).unwrap()
+}
+
+fn harness(open: Vec<PathBuf>) -> Harness<'static, LoupeApp> {
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        // Captions are in any script (CJK, mathematical letters, U+FFFD from broken
+        // UTF-8); the bundled fonts draw tofu for some, as the app does by default.
+        .allow_missing_glyphs()
+        .wgpu()
+        .build_eframe(move |cc| {
+            LoupeApp::with_settings(cc, Settings::default(), StartOptions { open }).unwrap()
+        });
+    settle(&mut h);
+    h
+}
+
+fn settle(h: &mut Harness<'_, LoupeApp>) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        h.step();
+        if h.state().is_idle() {
+            h.run_steps(3);
+            return;
+        }
+        assert!(Instant::now() < deadline, "the app did not become idle");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// What the windowing integration hands egui for a file dropped on the window.
+#[derive(Debug)]
+struct DroppedPath(PathBuf);
+
+impl egui::DroppedFile for DroppedPath {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        Err("a folder".into())
+    }
+}
+
+#[test]
+fn a_dropped_shard_replaces_the_demo_and_further_drops_add_to_it() {
+    let m = manifest();
+    let per_shard = &m["counts"]["per_shard"];
+    let mut h = harness(Vec::new());
+    // The demo is indexed in the background at start.
+    assert_eq!(h.state().biomed().catalog().len(), 31);
+    h.input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(DroppedPath(
+            fixture().join("other/000000.tar"),
+        )));
+    settle(&mut h);
+    assert_eq!(h.state().settings.tab, WorkspaceKind::BioMed);
+    let other = per_shard["other/000000.tar"].as_u64().unwrap() as usize;
+    assert_eq!(h.state().biomed().visible_count(), other);
+    h.input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(DroppedPath(
+            fixture().join("noncommercial"),
+        )));
+    settle(&mut h);
+    let nc = per_shard["noncommercial/000000.tar"].as_u64().unwrap() as usize;
+    assert_eq!(h.state().biomed().visible_count(), other + nc);
+    // The whole fixture root (subset folders beside a manifest) is a shard folder too;
+    // its damaged/ shards come along and are reported.
+    h.input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(DroppedPath(fixture())));
+    settle(&mut h);
+    assert!(
+        h.state()
+            .biomed()
+            .catalog()
+            .reports()
+            .any(|r| r.contains("truncated.tar"))
+    );
+}
+
+#[test]
+fn the_figure_opens_in_a_zoomable_window() {
+    let mut h = harness(vec![fixture().join("other")]);
+    assert!(h.query_by_label("Scroll to zoom, drag to pan").is_none());
+    h.get_by_label("Figure (click to zoom)").click();
+    settle(&mut h);
+    h.get_by_label("Scroll to zoom, drag to pan");
+    h.get_by_label("Figure");
+}
+
+fn good_folders() -> Vec<PathBuf> {
+    ["commercial", "noncommercial", "other"]
+        .iter()
+        .map(|s| fixture().join(s))
+        .collect()
+}
+
+#[test]
+fn opened_shards_are_indexed_counted_filtered_and_searched() {
+    let m = manifest();
+    let total = m["counts"]["totals"]["samples"].as_u64().unwrap() as usize;
+    let mut h = harness(good_folders());
+    assert_eq!(h.state().settings.tab, WorkspaceKind::BioMed);
+    assert_eq!(h.state().biomed().visible_count(), total);
+    h.get_by_label(&format!("{total} of {total} items"));
+    h.get_by_label("4 shards · 40 samples");
+
+    // A licence toggle narrows the grid to the manifest's count for that licence.
+    let nc_nd = m["counts"]["license"]["CC BY-NC-ND"].as_u64().unwrap() as usize;
+    licence_toggle(&h, "CC BY-NC-ND").click();
+    settle(&mut h);
+    assert_eq!(h.state().biomed().visible_count(), nc_nd);
+    h.get_by_label(&format!("{nc_nd} of {total} items"));
+    licence_toggle(&h, "CC BY-NC-ND").click();
+    settle(&mut h);
+    assert_eq!(h.state().biomed().visible_count(), total);
+
+    // Caption search through the search box finds exactly the manifest's hits.
+    let query = &m["search"]["queries"][0];
+    assert_eq!(query["query"], "microaneurysm");
+    let want: std::collections::BTreeSet<&str> = query["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["key"].as_str().unwrap())
+        .collect();
+    h.get_by_role(egui::accesskit::Role::TextInput).click();
+    h.run_steps(2);
+    h.get_by_role(egui::accesskit::Role::TextInput)
+        .type_text("microaneurysm");
+    settle(&mut h);
+    let got: std::collections::BTreeSet<&str> =
+        h.state().biomed().visible_keys().into_iter().collect();
+    assert_eq!(got, want);
+    // The best hit is selected and its metadata was read from the shard.
+    let selected = h.state().biomed().selected_key().unwrap().to_owned();
+    assert!(want.contains(selected.as_str()));
+    let meta = h.state().biomed().detail().expect("detail loaded");
+    assert_eq!(meta.key, selected);
+    assert!(meta.caption.to_lowercase().contains("microaneurysm"));
+    h.get_by_label("3 of 40 items");
+    snapshot(&mut h, "biomed_search");
+}
+
+#[test]
+fn the_grid_moves_by_keyboard_and_shows_the_fixture() {
+    let mut h = harness(good_folders());
+    let keys: Vec<String> = h
+        .state()
+        .biomed()
+        .visible_keys()
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
+    assert_eq!(h.state().biomed().selected_key(), Some(keys[0].as_str()));
+    // Focus the grid area (not the search box) so arrow keys navigate.
+    h.key_press(egui::Key::ArrowRight);
+    settle(&mut h);
+    assert_eq!(h.state().biomed().selected_key(), Some(keys[1].as_str()));
+    h.key_press(egui::Key::End);
+    settle(&mut h);
+    assert_eq!(
+        h.state().biomed().selected_key(),
+        Some(keys.last().unwrap().as_str())
+    );
+    h.key_press(egui::Key::Home);
+    settle(&mut h);
+    // Down moves a whole row: the grid has more than one column at this size.
+    h.key_press(egui::Key::ArrowDown);
+    settle(&mut h);
+    let pos = keys
+        .iter()
+        .position(|k| Some(k.as_str()) == h.state().biomed().selected_key())
+        .unwrap();
+    assert!(pos > 1, "down moved by {pos}");
+    h.key_press(egui::Key::Home);
+    settle(&mut h);
+    snapshot(&mut h, "biomed_fixture");
+}
+
+#[test]
+fn damaged_shards_are_reported_and_what_precedes_the_damage_is_shown() {
+    let m = manifest();
+    let mut expected = 0;
+    for d in m["damaged"].as_array().unwrap() {
+        expected += d["expect"]["readable_samples"].as_array().unwrap().len()
+            + d["expect"]["affected_samples"].as_array().unwrap().len();
+    }
+    let mut h = harness(vec![fixture().join("damaged")]);
+    assert_eq!(h.state().biomed().catalog().len(), expected);
+    let reports: Vec<String> = h
+        .state()
+        .biomed()
+        .catalog()
+        .reports()
+        .map(str::to_owned)
+        .collect();
+    for (file, what) in [
+        (
+            "bad_header_checksum.tar",
+            "bad_header_checksum at offset 39424",
+        ),
+        ("truncated.tar", "unexpected_eof at offset 63607"),
+        ("member_past_eof.tar", "member_past_eof at offset 88064"),
+        ("no_end_of_archive.tar", "missing_end_of_archive"),
+        ("invalid_utf8_caption.tar", "invalid_utf8"),
+        ("corrupt_jpeg.tar", "jpeg_decode_error"),
+        ("missing_member.tar", "missing_member"),
+    ] {
+        assert!(
+            reports.iter().any(|r| r.contains(file) && r.contains(what)),
+            "{file}: {what} not in {reports:#?}"
+        );
+    }
+    h.get_by_label_contains("Problems (");
+    // "Samples with problems only" keeps the flagged ones.
+    h.get_by_label("Samples with problems only").click();
+    settle(&mut h);
+    let flagged = h.state().biomed().visible_count();
+    assert!(flagged > 0 && flagged < expected, "{flagged}");
+}
+
+/// The licence filter's toggle (the inspector may show the same text as a label).
+fn licence_toggle<'a>(h: &'a Harness<'_, LoupeApp>, name: &'a str) -> egui_kittest::Node<'a> {
+    h.get_by_role_and_label(egui::accesskit::Role::Button, name)
+}
+
+fn snapshot(h: &mut Harness<'_, LoupeApp>, name: &str) {
+    h.snapshot_options(
+        name,
+        &SnapshotOptions::new().threshold(1.0).max_failed_pixels(40),
+    );
+}
