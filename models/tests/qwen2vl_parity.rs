@@ -579,14 +579,25 @@ fn sampling_top_k_one_is_greedy_and_repetition_penalty_breaks_repeats() {
         stop_tokens: vec![],
     };
     let run = |loaded: &mut Loaded, params: &GenerateParams| -> Vec<i64> {
-        generate(&mut loaded.model, &loaded.processor, &p, params, &|| false, &mut |_, _| {})
-            .unwrap()
-            .tokens
-            .iter()
-            .map(|&t| t as i64)
-            .collect()
+        generate(
+            &mut loaded.model,
+            &loaded.processor,
+            &p,
+            params,
+            &|| false,
+            &mut |_, _| {},
+        )
+        .unwrap()
+        .tokens
+        .iter()
+        .map(|&t| t as i64)
+        .collect()
     };
-    assert_eq!(run(&mut loaded, &base), want, "top-k 1 sampling must be greedy");
+    assert_eq!(
+        run(&mut loaded, &base),
+        want,
+        "top-k 1 sampling must be greedy"
+    );
     // The greedy answer repeats tokens ("Sweden Sweden Sweden"); a strong penalty on
     // every token already in the context forbids that.
     assert!(want.windows(2).any(|w| w[0] == w[1]));
