@@ -37,6 +37,13 @@ impl ImageSource {
         }
     }
 
+    /// Decodes the whole image (for a model, not for display: no texture, no cache).
+    pub fn decode(&self) -> Result<image::DynamicImage, String> {
+        let bytes = self.read()?;
+        image::load_from_memory(&bytes)
+            .map_err(|e| format!("{}: cannot read the image: {e}", self.display_name()))
+    }
+
     fn read(&self) -> Result<std::borrow::Cow<'static, [u8]>, String> {
         match self {
             Self::File(path) => std::fs::read(path)

@@ -5,7 +5,6 @@
 use egui_kittest::kittest::Queryable;
 use egui_kittest::{Harness, SnapshotOptions};
 use loupe::grounding_model::{ModelSettings, ground};
-use loupe::image_cache::ImageSource;
 use loupe::state::Settings;
 use loupe::workspace::grounding_run::LiveAnswer;
 use loupe::{LoupeApp, StartOptions};
@@ -39,13 +38,6 @@ fn harness() -> Harness<'static, LoupeApp> {
         });
     h.run_steps(3);
     h
-}
-
-fn decode(source: &ImageSource) -> image::DynamicImage {
-    match source {
-        ImageSource::File(p) => image::open(p).unwrap(),
-        ImageSource::Embedded { bytes, .. } => image::load_from_memory(bytes).unwrap(),
-    }
 }
 
 #[test]
@@ -90,7 +82,7 @@ fn run_streams_the_answer_into_the_inspector() {
     // The same request headless (the `loupe ground` path) gives the same answer.
     let settings = model_settings();
     let mut model = settings.load(&|_, _| {}, &|| false).unwrap();
-    let images: Vec<_> = item.images.iter().map(decode).collect();
+    let images: Vec<_> = item.images.iter().map(|s| s.decode().unwrap()).collect();
     let direct = ground(
         &mut model,
         &settings,

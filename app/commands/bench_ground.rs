@@ -41,6 +41,9 @@ pub struct GroundBenchArgs {
     /// Greedy decoding steps to time.
     #[arg(long, default_value_t = 16)]
     pub new_tokens: usize,
+    /// Seconds to wait for the Python reference before reporting a bound.
+    #[arg(long, default_value_t = 900)]
+    pub python_timeout: u64,
 }
 
 /// Random weights of the right shapes: speed depends on shapes only. Norm scales are 1
@@ -138,9 +141,34 @@ fn measure(
     })
 }
 
-fn python(python: &str, which: &str, dtype: &str, images: &[PathBuf], n: usize) -> Option<Figures> {
-    let mut cmd = std::process::Command::new(python);
-    cmd.arg(SCRIPT)
+/// What the reference managed: a figure, or a bound when it ran out of time.
+#[derive(Clone, Copy, Debug)]
+enum Measured {
+    Rate(f64),
+    /// Still running after this many seconds: its rate is below `work / secs`.
+    TimedOut(f64),
+}
+
+struct Reference {
+    prompt_tokens: Option<usize>,
+    prefill: Option<Measured>,
+    decode: Option<Measured>,
+    peak_mb: Option<f64>,
+}
+
+/// Runs the Python reference, reading its JSON lines as they come; stops it after
+/// `timeout` (bf16 without CPU support is extremely slow in PyTorch).
+fn python(
+    python: &str,
+    which: &str,
+    dtype: &str,
+    images: &[PathBuf],
+    n: usize,
+    timeout: std::time::Duration,
+) -> Option<Reference> {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(python)
+        .arg(SCRIPT)
         .args([
             "--model",
             which,
@@ -150,22 +178,59 @@ fn python(python: &str, which: &str, dtype: &str, images: &[PathBuf], n: usize) 
             &n.to_string(),
         ])
         .args(["--max-pixels", &MAX_PIXELS.to_string(), "--images"])
-        .args(images);
-    let out = cmd.output().ok()?;
-    if !out.status.success() {
-        tracing::warn!("{}", String::from_utf8_lossy(&out.stderr));
-        return None;
+        .args(images)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let stdout = child.stdout.take()?;
+    let (tx, rx) = crossbeam_channel::unbounded::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let start = Instant::now();
+    let mut r = Reference {
+        prompt_tokens: None,
+        prefill: None,
+        decode: None,
+        peak_mb: None,
+    };
+    loop {
+        let left = timeout.saturating_sub(start.elapsed());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    continue;
+                };
+                r.prompt_tokens = v["prompt_tokens"].as_u64().map(|x| x as usize);
+                r.prefill = v["prefill_tokens_per_sec"].as_f64().map(Measured::Rate);
+                r.decode = v["decode_tokens_per_sec"].as_f64().map(Measured::Rate);
+                r.peak_mb = v["peak_rss_mb"].as_f64();
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                let secs = start.elapsed().as_secs_f64();
+                if r.prefill.is_none() {
+                    r.prefill = Some(Measured::TimedOut(secs));
+                }
+                r.decode = Some(Measured::TimedOut(secs));
+                break;
+            }
+        }
     }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v: serde_json::Value = serde_json::from_str(text.lines().last()?).ok()?;
-    Some(Figures {
-        prompt_tokens: v["prompt_tokens"].as_u64()? as usize,
-        prefill: v["prefill_tokens_per_sec"].as_f64()?,
-        decode: v["decode_tokens_per_sec"].as_f64()?,
-        peak_mb: v["peak_rss_mb"].as_f64(),
-    })
+    let _ = child.wait();
+    let _ = reader.join();
+    r.prefill.is_some().then_some(r)
 }
 
+// Progress lines go to stderr; the table is this command's output.
+#[allow(clippy::print_stderr)]
 pub fn run(args: &GroundBenchArgs, python_exe: &str) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let paths = write_images(dir.path())?;
@@ -210,28 +275,52 @@ pub fn run(args: &GroundBenchArgs, python_exe: &str) -> anyhow::Result<()> {
         };
         let ours = measure(&mut model, &processor, &images, args.new_tokens)?;
         drop(model);
-        let theirs = python(python_exe, which, dtype, &paths, args.new_tokens);
-        let fmt = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.1}"));
-        let ratio = |a: f64, b: Option<f64>| b.map_or("–".into(), |b| format!("{:.2}×", a / b));
-        if let Some(t) = &theirs
-            && t.prompt_tokens != ours.prompt_tokens
+        eprintln!(
+            "{which}: Loupe prefill {:.1} tok/s, decode {:.1} tok/s; running the reference…",
+            ours.prefill, ours.decode
+        );
+        let timeout = std::time::Duration::from_secs(args.python_timeout);
+        let theirs = python(python_exe, which, dtype, &paths, args.new_tokens, timeout);
+        if let Some(t) = theirs.as_ref().and_then(|t| t.prompt_tokens)
+            && t != ours.prompt_tokens
         {
             tracing::warn!(
-                "prompt lengths differ: Loupe {} vs reference {}",
-                ours.prompt_tokens,
-                t.prompt_tokens
+                "prompt lengths differ: Loupe {} vs reference {t}",
+                ours.prompt_tokens
             );
         }
+        // A timed-out reference did less than `work` in `secs`: its rate is a bound.
+        let fmt_ref = |m: Option<Measured>, work: f64| match m {
+            Some(Measured::Rate(v)) => format!("{v:.1}"),
+            Some(Measured::TimedOut(s)) => format!("< {:.2} (stopped after {s:.0} s)", work / s),
+            None => "–".into(),
+        };
+        let ratio = |a: f64, m: Option<Measured>, work: f64| match m {
+            Some(Measured::Rate(b)) => format!("{:.2}×", a / b),
+            Some(Measured::TimedOut(s)) => format!("> {:.1}×", a / (work / s)),
+            None => "–".into(),
+        };
+        let prefill_work = ours.prompt_tokens as f64;
+        let decode_work = (args.new_tokens - 1) as f64;
+        let fmt = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.1}"));
         writeln!(
             out,
             "| {which} | {dtype} | {} | {:.1} | {} | {} | {:.1} | {} | {} | {} | {} |",
             ours.prompt_tokens,
             ours.prefill,
-            fmt(theirs.as_ref().map(|t| t.prefill)),
-            ratio(ours.prefill, theirs.as_ref().map(|t| t.prefill)),
+            fmt_ref(theirs.as_ref().and_then(|t| t.prefill), prefill_work),
+            ratio(
+                ours.prefill,
+                theirs.as_ref().and_then(|t| t.prefill),
+                prefill_work
+            ),
             ours.decode,
-            fmt(theirs.as_ref().map(|t| t.decode)),
-            ratio(ours.decode, theirs.as_ref().map(|t| t.decode)),
+            fmt_ref(theirs.as_ref().and_then(|t| t.decode), decode_work),
+            ratio(
+                ours.decode,
+                theirs.as_ref().and_then(|t| t.decode),
+                decode_work
+            ),
             fmt(ours.peak_mb),
             fmt(theirs.as_ref().and_then(|t| t.peak_mb)),
         )?;

@@ -38,16 +38,6 @@ pub struct ModelRunner {
     folder_dialog: Option<JobHandle<Option<PathBuf>>>,
 }
 
-fn decode(source: &ImageSource) -> Result<image::DynamicImage, String> {
-    match source {
-        ImageSource::File(p) => {
-            image::open(p).map_err(|e| format!("{}: cannot read the image: {e}", p.display()))
-        }
-        ImageSource::Embedded { name, bytes } => image::load_from_memory(bytes)
-            .map_err(|e| format!("{name}: cannot read the image: {e}")),
-    }
-}
-
 impl ModelRunner {
     pub fn is_running(&self) -> bool {
         self.job.is_some()
@@ -118,7 +108,7 @@ impl ModelRunner {
             ctx.progress(0.5, "reading images");
             let decoded = images
                 .iter()
-                .map(decode)
+                .map(ImageSource::decode)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(JobError::Failed)?;
             ctx.progress(0.55, "reading the prompt");

@@ -78,6 +78,9 @@ def main():
             inputs["input_ids"], inputs["image_grid_thw"], None, inputs["attention_mask"])
         out = model(**inputs, position_ids=position_ids, use_cache=True)
         prefill = time.perf_counter() - t0
+        # A partial result first: on a slow CPU the caller may stop waiting for decode.
+        print(json.dumps({"prompt_tokens": n_prompt, "prefill_tokens_per_sec": n_prompt / prefill}),
+              flush=True)
         past = out.past_key_values
         token = out.logits[:, -1].argmax(-1, keepdim=True)
         t1 = time.perf_counter()
