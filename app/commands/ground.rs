@@ -75,10 +75,13 @@ impl GroundArgs {
 pub fn run(args: &GroundArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
     let images = open_images(&args.images)?;
+    // One line per whole percent, not one per tensor.
+    let shown = std::sync::atomic::AtomicU64::new(u64::MAX);
     let mut model = settings.load(
         &|done, total| {
-            if total > 0 {
-                eprint!("\rloading {:.0} %", done as f64 * 100.0 / total as f64);
+            let pct = done * 100 / total.max(1);
+            if shown.swap(pct, std::sync::atomic::Ordering::Relaxed) != pct {
+                eprint!("\rloading weights {pct} %");
             }
         },
         &|| false,
