@@ -625,3 +625,42 @@ fn sampling_top_k_one_is_greedy_and_repetition_penalty_breaks_repeats() {
     assert_eq!(a, run(&mut loaded, &hot));
     assert_ne!(a, want);
 }
+
+#[test]
+fn nested_config_layouts_of_newer_transformers_parse_alike() {
+    use loupe_models::qwen2vl::Config;
+    use loupe_models::qwen2vl::image_processor::ImageProcessorConfig;
+    let text = std::fs::read_to_string(fixture().join("config.json")).unwrap();
+    let flat = Config::from_json(&text, "config.json").unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let obj = v.as_object_mut().unwrap();
+    let mut nested = serde_json::Map::new();
+    for k in [
+        "hidden_size",
+        "num_hidden_layers",
+        "rope_scaling",
+        "vocab_size",
+    ] {
+        nested.insert(k.into(), obj.remove(k).unwrap());
+    }
+    obj.insert("text_config".into(), nested.into());
+    let cfg = Config::from_json(&v.to_string(), "config.json").unwrap();
+    assert_eq!(cfg.hidden_size, flat.hidden_size);
+    assert_eq!(cfg.rope_scaling.mrope_section, vec![2, 3, 3]);
+    assert_eq!(cfg.vision_config.patch_size(), 14);
+    // A wrong section sum is rejected, naming the file.
+    let bad = text.replace("[\n      2,\n      3,\n      3\n    ]", "[2, 3, 4]");
+    assert_ne!(bad, text);
+    let e = Config::from_json(&bad, "x/config.json")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("x/config.json") && e.contains("mrope_section"),
+        "{e}"
+    );
+    // Pixel limits nested in `size`.
+    let p =
+        ImageProcessorConfig::from_json(r#"{"size": {"min_pixels": 10, "max_pixels": 20}}"#, "p")
+            .unwrap();
+    assert_eq!((p.min_pixels, p.max_pixels), (10, 20));
+}

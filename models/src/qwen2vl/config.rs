@@ -129,21 +129,15 @@ impl Config {
 
     /// Parses `config.json` text; `origin` names the file in errors.
     pub fn from_json(text: &str, origin: &str) -> Result<Self, Error> {
-        let bad = |msg: String| Error::Config {
+        let cfg: Config = parse_json(text, origin, |obj| {
+            if let Some(serde_json::Value::Object(text_cfg)) = obj.remove("text_config") {
+                obj.extend(text_cfg);
+            }
+        })?;
+        cfg.validate().map_err(|msg| Error::Config {
             file: origin.to_string(),
             msg,
-        };
-        let mut value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
-        if let Some(obj) = value.as_object_mut()
-            && let Some(serde_json::Value::Object(text_cfg)) = obj.remove("text_config")
-        {
-            for (k, v) in text_cfg {
-                obj.insert(k, v);
-            }
-        }
-        let cfg: Config = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
-        cfg.validate().map_err(bad)?;
+        })?;
         Ok(cfg)
     }
 
@@ -184,6 +178,24 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Deserialises a JSON config after `adjust` has rewritten its top-level object (for
+/// layout variants between transformers versions); errors name `origin`.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    text: &str,
+    origin: &str,
+    adjust: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+) -> Result<T, Error> {
+    let bad = |e: serde_json::Error| Error::Config {
+        file: origin.to_string(),
+        msg: e.to_string(),
+    };
+    let mut value: serde_json::Value = serde_json::from_str(text).map_err(bad)?;
+    if let Some(obj) = value.as_object_mut() {
+        adjust(obj);
+    }
+    serde_json::from_value(value).map_err(bad)
 }
 
 /// `generation_config.json`: the decoding defaults a checkpoint ships with.

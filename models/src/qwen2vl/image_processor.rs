@@ -71,24 +71,17 @@ impl Default for ImageProcessorConfig {
 impl ImageProcessorConfig {
     /// Parses `preprocessor_config.json`. Newer files nest the pixel limits in `size`.
     pub fn from_json(text: &str, origin: &str) -> Result<Self, Error> {
-        let bad = |msg: String| Error::Config {
-            file: origin.to_string(),
-            msg,
-        };
-        let mut value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
-        if let Some(obj) = value.as_object_mut()
-            && let Some(serde_json::Value::Object(size)) = obj.get("size").cloned()
-        {
-            for key in ["min_pixels", "max_pixels"] {
-                if let Some(v) = size.get(key)
-                    && !obj.contains_key(key)
-                {
-                    obj.insert(key.to_string(), v.clone());
+        super::config::parse_json(text, origin, |obj| {
+            if let Some(serde_json::Value::Object(size)) = obj.get("size").cloned() {
+                for key in ["min_pixels", "max_pixels"] {
+                    if let Some(v) = size.get(key)
+                        && !obj.contains_key(key)
+                    {
+                        obj.insert(key.to_string(), v.clone());
+                    }
                 }
             }
-        }
-        serde_json::from_value(value).map_err(|e| bad(e.to_string()))
+        })
     }
 
     /// Side length that resized images are multiples of (patch × merge = 28).
