@@ -216,10 +216,12 @@ fn python(
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                 let _ = child.kill();
                 let secs = start.elapsed().as_secs_f64();
+                // Decode is only bounded when the reference got to it.
                 if r.prefill.is_none() {
                     r.prefill = Some(Measured::TimedOut(secs));
+                } else {
+                    r.decode = Some(Measured::TimedOut(secs));
                 }
-                r.decode = Some(Measured::TimedOut(secs));
                 break;
             }
         }
