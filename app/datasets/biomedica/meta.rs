@@ -406,7 +406,7 @@ impl SampleMeta {
         };
         let mut out: Vec<String> = Vec::new();
         for v in lists {
-            for s in list_of_text(v) {
+            for s in list_of_text(v).iter().map(|s| strip_markup(s)) {
                 if !out.contains(&s) {
                     out.push(s);
                 }
@@ -452,8 +452,44 @@ fn flatten_text(v: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// In-text paragraphs keep the article's JATS markup (`<xref ref-type="fig" …>Figure
+/// 1</xref>`); readers want the words. Drops tags — `<` then a letter or `/`, through
+/// the next `>` — and keeps everything else, including a lone `<` as in "p < 0.05".
+pub fn strip_markup(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('<') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let is_tag = after
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '/');
+        match after.find('>') {
+            Some(j) if is_tag && !after[..j].contains('<') => rest = &after[j + 1..],
+            _ => {
+                out.push('<');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn markup_is_stripped_from_mentions_but_comparisons_survive() {
+        assert_eq!(
+            super::strip_markup(
+                r#"see (<xref ref-type="fig" rid="f1">Figure 1</xref>), p < 0.05 and a<b>"#
+            ),
+            "see (Figure 1), p < 0.05 and a"
+        );
+        assert_eq!(super::strip_markup("x <= 3 < 4"), "x <= 3 < 4");
+        assert_eq!(super::strip_markup("<unclosed"), "<unclosed");
+    }
     use super::*;
 
     #[test]
