@@ -482,13 +482,13 @@ mod tests {
     #[test]
     fn markup_is_stripped_from_mentions_but_comparisons_survive() {
         assert_eq!(
-            super::strip_markup(
+            strip_markup(
                 r#"see (<xref ref-type="fig" rid="f1">Figure 1</xref>), p < 0.05 and a<b>"#
             ),
             "see (Figure 1), p < 0.05 and a"
         );
-        assert_eq!(super::strip_markup("x <= 3 < 4"), "x <= 3 < 4");
-        assert_eq!(super::strip_markup("<unclosed"), "<unclosed");
+        assert_eq!(strip_markup("x <= 3 < 4"), "x <= 3 < 4");
+        assert_eq!(strip_markup("<unclosed"), "<unclosed");
     }
     use super::*;
 
