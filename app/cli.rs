@@ -29,6 +29,9 @@ pub enum Command {
     Index(crate::commands::index::IndexArgs),
     /// Print speed figures as a table (see BENCHMARKS.md).
     Bench(crate::commands::bench::BenchArgs),
+    /// Render splats from a list of cameras with the CPU reference renderer (fixture makers).
+    #[command(hide = true)]
+    RenderCameras(crate::commands::render_cameras::RenderCamerasArgs),
 }
 
 /// Start the GUI, opening `open` once it is up.

@@ -5,6 +5,7 @@ pub mod biomedica;
 pub mod metrics;
 pub mod mig_bench;
 pub mod predictions;
+pub mod uco3d;
 
 /// A problem with one record of a file, located precisely enough to fix it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
