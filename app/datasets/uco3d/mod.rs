@@ -28,8 +28,8 @@ pub fn find_root(path: &Path) -> Option<PathBuf> {
     } else {
         path.parent()
     };
-    // A sequence folder sits three levels below the root.
-    for _ in 0..4 {
+    // A sequence folder sits three levels below the root, its splat folder four.
+    for _ in 0..5 {
         let d = dir?;
         if d.join("metadata.sqlite").is_file() {
             return Some(d.to_path_buf());

@@ -308,7 +308,7 @@ mod tests {
             [0; 4],
             [0; 4],
             [0; 4],
-            (1 << 30i32).to_le_bytes(),
+            (1i32 << 30).to_le_bytes(),
         ]
         .concat()
     }
