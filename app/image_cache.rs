@@ -158,6 +158,11 @@ pub struct ImageCache {
 impl ImageCache {
     pub const DEFAULT_BUDGET: usize = 1 << 30;
 
+    /// The egui context textures are made in (workspaces upload their own too).
+    pub fn ctx(&self) -> &egui::Context {
+        &self.ctx
+    }
+
     pub fn new(ctx: egui::Context, worker: Worker, budget_bytes: usize) -> Self {
         let (tx, rx) = unbounded();
         Self {

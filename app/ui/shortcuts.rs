@@ -55,8 +55,17 @@ pub const PREV_ITEM: Binding = bind(NONE, Key::ArrowUp, "Previous item");
 pub const NEXT_ITEM_ALT: Binding = bind(NONE, Key::J, "Next item");
 pub const PREV_ITEM_ALT: Binding = bind(NONE, Key::K, "Previous item");
 pub const FIT_VIEW: Binding = bind(NONE, Key::F, "Fit / reset the view");
-pub const ORBIT_LEFT: Binding = bind(NONE, Key::ArrowLeft, "Orbit left");
-pub const ORBIT_RIGHT: Binding = bind(NONE, Key::ArrowRight, "Orbit right");
+pub const ORBIT_LEFT: Binding = bind(
+    NONE,
+    Key::ArrowLeft,
+    "Previous frame of a uCO3D sequence; orbit left otherwise",
+);
+pub const ORBIT_RIGHT: Binding = bind(
+    NONE,
+    Key::ArrowRight,
+    "Next frame of a uCO3D sequence; orbit right otherwise",
+);
+pub const PLAY_PAUSE: Binding = bind(NONE, Key::Space, "Play / pause the sequence");
 pub const FLY_FORWARD: Binding = bind(
     NONE,
     Key::W,
@@ -80,6 +89,7 @@ pub const SCENE3D: &[&Binding] = &[
     &FIT_VIEW,
     &ORBIT_LEFT,
     &ORBIT_RIGHT,
+    &PLAY_PAUSE,
     &LOOK_THROUGH,
     &FLY_FORWARD,
     &FLY_BACK,

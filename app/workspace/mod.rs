@@ -5,6 +5,8 @@ pub mod biomed;
 pub mod grounding;
 pub mod grounding_run;
 pub mod scene3d;
+pub mod uco3d_frames;
+pub mod uco3d_session;
 
 use crate::image_cache::ImageCache;
 use crate::routing::Content;

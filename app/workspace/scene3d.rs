@@ -1,6 +1,7 @@
 //! 3D workspace: Gaussian splats drawn by `loupe_render`'s wgpu pipeline inside egui,
 //! point clouds, camera frusta and axes, with orbit navigation.
 
+use super::uco3d_session::{Opened, Uco3dSession};
 use super::{Shared, Workspace};
 use crate::routing::Content;
 use crate::ui::{shortcuts, splat_view};
@@ -51,6 +52,9 @@ pub struct Scene3d {
     show_frusta: bool,
     gpu: bool,
     loading: Option<JobHandle<Loaded>>,
+    /// An open uCO3D dataset (browser, sequence, frames, timeline).
+    uco3d: Option<Uco3dSession>,
+    uco3d_opening: Option<(JobHandle<Opened>, Option<String>)>,
 }
 
 impl Default for Scene3d {
@@ -79,6 +83,8 @@ impl Default for Scene3d {
             show_frusta: true,
             gpu: false,
             loading: None,
+            uco3d: None,
+            uco3d_opening: None,
         }
     }
 }
@@ -141,6 +147,174 @@ impl Scene3d {
         }));
     }
 
+    /// Open a uCO3D root (or a path inside one: its sequence is selected).
+    fn open_uco3d(&mut self, path: &Path, shared: &mut Shared) {
+        let Some(root) = crate::datasets::uco3d::find_root(path) else {
+            shared.toasts.error(format!(
+                "{}: no metadata.sqlite in this folder or above it",
+                path.display()
+            ));
+            return;
+        };
+        // <root>/<super>/<category>/<sequence>/…: the third component names the sequence.
+        let sequence = path
+            .strip_prefix(&root)
+            .ok()
+            .and_then(|rel| rel.components().nth(2))
+            .map(|c| c.as_os_str().to_string_lossy().into_owned());
+        let job = shared
+            .worker
+            .spawn("Open uCO3D", Uco3dSession::open_job(root));
+        self.uco3d_opening = Some((job, sequence));
+    }
+
+    pub fn uco3d(&self) -> Option<&Uco3dSession> {
+        self.uco3d.as_ref()
+    }
+
+    pub fn uco3d_mut(&mut self) -> Option<&mut Uco3dSession> {
+        self.uco3d.as_mut()
+    }
+
+    fn has_sequence(&self) -> bool {
+        self.uco3d.as_ref().is_some_and(|s| s.seq.is_some())
+    }
+
+    /// Draw the splats seen by `cam` into `rect` (egui's wgpu pass).
+    fn paint_splats(&mut self, ui: &Ui, rect: egui::Rect, cam: Camera, shared: &mut Shared) {
+        let ppp = ui.ctx().pixels_per_point();
+        match &mut self.content {
+            Content3d::Splats { splats, sorter } if self.gpu => {
+                if sorter.is_none() {
+                    let hook = shared.worker.repaint_hook().clone();
+                    *sorter = BackgroundSorter::new(Arc::new(splats.means.clone()), hook).ok();
+                }
+                if let Some(sorter) = sorter.as_ref() {
+                    if self.last_sorted.as_ref() != Some(&cam) {
+                        sorter.request(cam);
+                        self.last_sorted = Some(cam);
+                    }
+                    let paint = splat_view::SplatPaint {
+                        scene_id: self.scene_id,
+                        splats: splats.clone(),
+                        camera: cam,
+                        settings: self.settings,
+                        order: sorter.latest(),
+                        origin_px: [(rect.min.x * ppp).round(), (rect.min.y * ppp).round()],
+                    };
+                    ui.painter()
+                        .add(egui_wgpu::Callback::new_paint_callback(rect, paint));
+                }
+            }
+            Content3d::Splats { .. } => {
+                ui.painter().text(
+                    rect.center(),
+                    egui::Align2::CENTER_CENTER,
+                    "Splats need the wgpu renderer",
+                    egui::TextStyle::Body.resolve(ui.style()),
+                    Color32::GRAY,
+                );
+            }
+        }
+    }
+
+    /// The uCO3D sequence view: 3D scene beside the video frame, timeline below.
+    fn central_uco3d(&mut self, ui: &mut Ui, shared: &mut Shared) {
+        let full = ui.available_rect_before_wrap();
+        let timeline_h = 44.0;
+        let top =
+            egui::Rect::from_min_max(full.min, egui::pos2(full.max.x, full.max.y - timeline_h));
+        let split = top.min.x + top.width() * 0.58;
+        let left = egui::Rect::from_min_max(top.min, egui::pos2(split - 2.0, top.max.y));
+        let right = egui::Rect::from_min_max(egui::pos2(split + 2.0, top.min.y), top.max);
+        let response = ui.interact(
+            left,
+            ui.scope_id().with("uco3d_view"),
+            egui::Sense::click_and_drag(),
+        );
+        if response.dragged() {
+            let d = response.drag_delta();
+            self.look_through = false;
+            self.orbit
+                .orbit(f64::from(d.x) * 0.01, f64::from(d.y) * 0.01);
+        }
+        if response.hovered() {
+            let scroll = ui.input(|i| i.smooth_scroll_delta.y);
+            if scroll != 0.0 {
+                self.orbit.zoom((-f64::from(scroll) * 0.002).exp());
+            }
+        }
+        let [r, g, b] = self.settings.background.map(|v| (v * 255.0).round() as u8);
+        ui.painter()
+            .rect_filled(left, 0.0, Color32::from_rgb(r, g, b));
+        let ppp = ui.ctx().pixels_per_point();
+        let px = |v: f32| (v * ppp).round().max(1.0) as u32;
+        let Some(session) = self.uco3d.as_mut() else {
+            return;
+        };
+        session.tick(ui.ctx());
+        let dataset_cam = session.current_camera().filter(|_| self.look_through);
+        let (view_rect, cam) = match dataset_cam {
+            Some(c) => {
+                let k = c.intrinsics;
+                let fitted =
+                    crate::ui::widgets::fit_rect(left, egui::vec2(k.width as f32, k.height as f32));
+                (
+                    fitted,
+                    c.with_viewport(px(fitted.width()), px(fitted.height())),
+                )
+            }
+            None => {
+                let c = self.orbit.camera(px(left.width()), px(left.height()));
+                (left, session.view_to_raw(&c))
+            }
+        };
+        let segments = if self.show_frusta {
+            session.overlay_segments(self.look_through)
+        } else {
+            Vec::new()
+        };
+        self.paint_splats(ui, view_rect, cam, shared);
+        if self.look_through
+            && let Some(session) = &self.uco3d
+        {
+            session.blend_over(ui, view_rect);
+        }
+        let painter = ui.painter_at(view_rect);
+        let to_screen =
+            |(u, v): (f64, f64)| view_rect.min + egui::vec2(u as f32 / ppp, v as f32 / ppp);
+        for s in segments {
+            if let (Some(a), Some(b)) = (cam.project(&s.a), cam.project(&s.b)) {
+                let [r, g, b_, a_] = s.rgba;
+                painter.line_segment(
+                    [to_screen((a.0, a.1)), to_screen((b.0, b.1))],
+                    Stroke::new(1.5, Color32::from_rgba_unmultiplied(r, g, b_, a_)),
+                );
+            }
+        }
+        painter.text(
+            view_rect.left_bottom() + egui::vec2(10.0, -10.0),
+            egui::Align2::LEFT_BOTTOM,
+            if self.look_through {
+                "Looking through the dataset camera · C to orbit"
+            } else {
+                "Drag to orbit · scroll to zoom · C to look through the camera"
+            },
+            egui::TextStyle::Small.resolve(ui.style()),
+            Color32::from_gray(160),
+        );
+        if let Some(session) = self.uco3d.as_mut() {
+            session.frame_ui(ui, right);
+            let bottom = egui::Rect::from_min_max(
+                egui::pos2(full.min.x, full.max.y - timeline_h + 6.0),
+                full.max,
+            );
+            let mut child = ui.new_child(egui::UiBuilder::new().max_rect(bottom));
+            session.timeline_ui(&mut child);
+        }
+        ui.allocate_rect(full, egui::Sense::hover());
+    }
+
     fn draw_overlays(&self, ui: &Ui, rect: egui::Rect, cam: &Camera, ppp: f32) {
         let painter = ui.painter_at(rect);
         let to_screen = |(u, v): (f64, f64)| rect.min + egui::vec2(u as f32 / ppp, v as f32 / ppp);
@@ -181,6 +355,42 @@ impl Scene3d {
 
 impl Workspace for Scene3d {
     fn poll(&mut self, shared: &mut Shared) {
+        if let Some((job, wanted)) = self.uco3d_opening.as_mut()
+            && let Some(result) = job.try_take()
+        {
+            let wanted = wanted.take();
+            self.uco3d_opening = None;
+            match result {
+                Ok(opened) => {
+                    let mut session = Uco3dSession::new(opened);
+                    let first =
+                        wanted.or_else(|| session.sequence_names().next().map(str::to_owned));
+                    if let Some(name) = first {
+                        session.load(&name, shared);
+                    }
+                    self.uco3d = Some(session);
+                }
+                Err(JobError::Cancelled) => {}
+                Err(e) => shared.toasts.error(e.to_string()),
+            }
+        }
+        let ctx = shared.images.ctx().clone();
+        if let Some(loaded) = self.uco3d.as_mut().and_then(|s| s.poll(shared, &ctx)) {
+            self.settings.sh_degree = loaded.splats.sh_degree;
+            self.settings.background = [1.0; 3];
+            self.is_point_cloud = false;
+            self.name = format!("uCO3D {}", loaded.seq.annot.name);
+            self.content = Content3d::Splats {
+                splats: loaded.splats,
+                sorter: None,
+            };
+            self.report = ReadReport::default();
+            self.scene_id += 1;
+            self.last_sorted = None;
+            self.home = loaded.home;
+            self.orbit = loaded.home;
+            self.look_through = false;
+        }
         let Some(result) = self.loading.as_mut().and_then(|h| h.try_take()) else {
             return;
         };
@@ -218,7 +428,11 @@ impl Workspace for Scene3d {
         }
     }
 
-    fn items_panel(&mut self, ui: &mut Ui, _shared: &mut Shared) {
+    fn items_panel(&mut self, ui: &mut Ui, shared: &mut Shared) {
+        if let Some(session) = self.uco3d.as_mut() {
+            session.browser_ui(ui, shared);
+            return;
+        }
         ui.heading("Scene");
         ui.add(egui::Label::new(RichText::new(&self.name).weak()).wrap());
         ui.separator();
@@ -240,6 +454,10 @@ impl Workspace for Scene3d {
     }
 
     fn central(&mut self, ui: &mut Ui, shared: &mut Shared) {
+        if self.has_sequence() && self.scene_id > 1 {
+            self.central_uco3d(ui, shared);
+            return;
+        }
         let (rect, response) =
             ui.allocate_exact_size(ui.available_size(), egui::Sense::click_and_drag());
         if response.dragged() {
@@ -276,43 +494,23 @@ impl Workspace for Scene3d {
             }
             None => (rect, self.orbit.camera(px(rect.width()), px(rect.height()))),
         };
-        match &mut self.content {
-            Content3d::Splats { splats, sorter } if self.gpu => {
-                if sorter.is_none() {
-                    let hook = shared.worker.repaint_hook().clone();
-                    *sorter = BackgroundSorter::new(Arc::new(splats.means.clone()), hook).ok();
-                }
-                if let Some(sorter) = sorter.as_ref() {
-                    if self.last_sorted.as_ref() != Some(&cam) {
-                        sorter.request(cam);
-                        self.last_sorted = Some(cam);
-                    }
-                    let paint = splat_view::SplatPaint {
-                        scene_id: self.scene_id,
-                        splats: splats.clone(),
-                        camera: cam,
-                        settings: self.settings,
-                        order: sorter.latest(),
-                        origin_px: [(rect.min.x * ppp).round(), (rect.min.y * ppp).round()],
-                    };
-                    ui.painter()
-                        .add(egui_wgpu::Callback::new_paint_callback(rect, paint));
-                }
-            }
-            Content3d::Splats { .. } => {
-                ui.painter().text(
-                    rect.center(),
-                    egui::Align2::CENTER_CENTER,
-                    "Splats need the wgpu renderer",
-                    egui::TextStyle::Body.resolve(ui.style()),
-                    Color32::GRAY,
-                );
-            }
-        }
+        self.paint_splats(ui, rect, cam, shared);
         self.draw_overlays(ui, rect, &cam, ppp);
     }
 
-    fn inspector(&mut self, ui: &mut Ui, _shared: &mut Shared) {
+    fn inspector(&mut self, ui: &mut Ui, shared: &mut Shared) {
+        if let Some(session) = self.uco3d.as_mut() {
+            ui.heading("Sequence");
+            let Content3d::Splats { splats, .. } = &self.content;
+            let splats = Some(splats.clone()).filter(|s| !s.is_empty());
+            session.inspector_ui(ui, shared, self.look_through, splats.as_ref());
+            ui.checkbox(&mut self.show_frusta, "camera frusta and axes");
+            ui.checkbox(
+                &mut self.look_through,
+                "look through the frame's camera (C)",
+            );
+            ui.separator();
+        }
         ui.heading("View");
         match &self.content {
             Content3d::Splats { splats, .. } => {
@@ -404,6 +602,17 @@ impl Workspace for Scene3d {
         if shortcuts::pressed(ctx, &shortcuts::FIT_VIEW) {
             self.fit_view();
         }
+        if let Some(session) = self.uco3d.as_mut().filter(|s| s.seq.is_some()) {
+            if shortcuts::pressed(ctx, &shortcuts::ORBIT_LEFT) {
+                session.step(-1);
+            }
+            if shortcuts::pressed(ctx, &shortcuts::ORBIT_RIGHT) {
+                session.step(1);
+            }
+            if shortcuts::pressed(ctx, &shortcuts::PLAY_PAUSE) {
+                session.toggle_play();
+            }
+        }
         if shortcuts::pressed(ctx, &shortcuts::ORBIT_LEFT) {
             self.orbit.orbit(-0.15, 0.0);
         }
@@ -435,7 +644,11 @@ impl Workspace for Scene3d {
 
     fn open(&mut self, path: &Path, content: Content, shared: &mut Shared) {
         match content {
-            Content::Ply | Content::Splat | Content::GsplatDir => self.load(path, shared),
+            Content::Ply | Content::Splat | Content::GsplatDir => {
+                self.uco3d = None;
+                self.load(path, shared);
+            }
+            Content::Uco3dRoot => self.open_uco3d(path, shared),
             other => shared.toasts.error(format!(
                 "{}: {other:?} is recognised, but this build cannot open it yet",
                 path.display()
@@ -446,6 +659,9 @@ impl Workspace for Scene3d {
     fn is_busy(&self) -> bool {
         let sorting =
             matches!(&self.content, Content3d::Splats { sorter: Some(s), .. } if s.is_busy());
-        self.loading.is_some() || sorting
+        self.loading.is_some()
+            || sorting
+            || self.uco3d_opening.is_some()
+            || self.uco3d.as_ref().is_some_and(Uco3dSession::is_busy)
     }
 }

@@ -1,0 +1,113 @@
+//! The uCO3D sequence view driven like a user would: open the dataset root from the
+//! command line, step frames with the keyboard, look through the dataset camera, switch
+//! sequences, and open a broken one.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
+use egui_kittest::kittest::Queryable;
+use egui_kittest::{Harness, SnapshotOptions};
+use loupe::routing::WorkspaceKind;
+use loupe::state::Settings;
+use loupe::{LoupeApp, StartOptions};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/demo/uco3d")
+}
+
+fn harness(open: Vec<PathBuf>) -> Harness<'static, LoupeApp> {
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1400.0, 820.0))
+        .wgpu()
+        .build_eframe(move |cc| {
+            LoupeApp::with_settings(cc, Settings::default(), StartOptions { open }).unwrap()
+        });
+    settle(&mut h);
+    h
+}
+
+fn settle(h: &mut Harness<'_, LoupeApp>) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        h.step();
+        if h.state().is_idle() {
+            h.run_steps(3);
+            if h.state().is_idle() {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "the app did not become idle");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_sequence_plays_in_sync_and_looks_through_its_cameras() {
+    let mut h = harness(vec![root()]);
+    assert_eq!(h.state().settings.tab, WorkspaceKind::Scene3d);
+    let s = h.state().scene3d().uco3d().expect("a uCO3D session");
+    assert_eq!(s.seq.as_ref().unwrap().annot.name, "1-10001-20001");
+    assert_eq!(s.frame_count(), 12);
+    assert_eq!(s.shown_frame(), Some(0));
+    assert_eq!(h.state().scene3d().splat_count(), 56 * 56);
+    // The browser lists every sequence, the category tree its counts.
+    h.get_by_label("stationery (2)");
+    h.get_by_label("home_décor (1)");
+
+    // → steps the annotated frames; the video frame follows.
+    h.key_press(egui::Key::ArrowRight);
+    h.key_press(egui::Key::ArrowRight);
+    settle(&mut h);
+    let s = h.state().scene3d().uco3d().unwrap();
+    assert_eq!(s.frame, 2);
+    assert_eq!(s.shown_frame(), Some(2));
+    h.key_press(egui::Key::ArrowLeft);
+    settle(&mut h);
+    assert_eq!(h.state().scene3d().uco3d().unwrap().shown_frame(), Some(1));
+
+    // C looks through the frame's camera; the render is compared with the frame.
+    h.key_press(egui::Key::C);
+    settle(&mut h);
+    let psnr = h
+        .state()
+        .scene3d()
+        .uco3d()
+        .unwrap()
+        .psnr()
+        .expect("PSNR measured");
+    assert!(psnr >= 30.0, "look-through PSNR {psnr}");
+    // The dataset's absolute path differs per checkout.
+    h.mask(egui::Rect::from_min_max(
+        egui::pos2(0.0, 52.0),
+        egui::pos2(295.0, 74.0),
+    ));
+    h.snapshot_options(
+        "uco3d_look_through",
+        &SnapshotOptions::new().threshold(1.0).max_failed_pixels(200),
+    );
+
+    // Another sequence from the list: HEVC, portrait, no distortion.
+    h.get_by_label_contains("2-30002-40002").click();
+    settle(&mut h);
+    let s = h.state().scene3d().uco3d().unwrap();
+    assert_eq!(s.seq.as_ref().unwrap().annot.name, "2-30002-40002");
+    assert_eq!(s.shown_frame(), Some(0));
+
+    // The broken one: its problems are listed, the app keeps working.
+    h.get_by_label_contains("3-50003-60003").click();
+    settle(&mut h);
+    let s = h.state().scene3d().uco3d().unwrap();
+    let seq = s.seq.as_ref().unwrap();
+    assert_eq!(seq.annot.name, "3-50003-60003");
+    assert!(
+        seq.problems
+            .iter()
+            .any(|p| p.contains("no Gaussian splats"))
+    );
+    assert!(
+        s.fetch_error().unwrap().contains("does not exist"),
+        "{:?}",
+        s.fetch_error()
+    );
+    h.get_by_label("Problems");
+}
