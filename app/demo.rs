@@ -70,6 +70,200 @@ pub fn materialize_biomed_shards(dir: &std::path::Path) -> anyhow::Result<Vec<st
     Ok(out)
 }
 
+/// The uCO3D sample dataset (`scripts/fixtures/make_uco3d_fixture.py`): metadata and
+/// set-list databases plus three sequences' videos, point clouds, depth and splats, as
+/// `(root-relative path, bytes)`. The test oracles next to it are not embedded.
+pub const UCO3D_FILES: &[(&str, &[u8])] = &[
+    (
+        "README.md",
+        include_bytes!("../assets/demo/uco3d/README.md"),
+    ),
+    (
+        "home_décor/vase/2-30002-40002/depth_maps.h5",
+        include_bytes!("../assets/demo/uco3d/home_décor/vase/2-30002-40002/depth_maps.h5"),
+    ),
+    (
+        "home_décor/vase/2-30002-40002/gaussian_splats/fg_mask.npz",
+        include_bytes!(
+            "../assets/demo/uco3d/home_décor/vase/2-30002-40002/gaussian_splats/fg_mask.npz"
+        ),
+    ),
+    (
+        "home_décor/vase/2-30002-40002/gaussian_splats/means_l.png",
+        include_bytes!(
+            "../assets/demo/uco3d/home_décor/vase/2-30002-40002/gaussian_splats/means_l.png"
+        ),
+    ),
+    (
+        "home_décor/vase/2-30002-40002/gaussian_splats/means_u.png",
+        include_bytes!(
+            "../assets/demo/uco3d/home_décor/vase/2-30002-40002/gaussian_splats/means_u.png"
+        ),
+    ),
+    (
+        "home_décor/vase/2-30002-40002/gaussian_splats/meta.json",
+        include_bytes!(
+            "../assets/demo/uco3d/home_décor/vase/2-30002-40002/gaussian_splats/meta.json"
+        ),
+    ),
+    (
+        "home_décor/vase/2-30002-40002/gaussian_splats/opacities.png",
+        include_bytes!(
+            "../assets/demo/uco3d/home_décor/vase/2-30002-40002/gaussian_splats/opacities.png"
+        ),
+    ),
+    (
+        "home_décor/vase/2-30002-40002/gaussian_splats/quats.png",
+        include_bytes!(
+            "../assets/demo/uco3d/home_décor/vase/2-30002-40002/gaussian_splats/quats.png"
+        ),
+    ),
+    (
+        "home_décor/vase/2-30002-40002/gaussian_splats/scales.png",
+        include_bytes!(
+            "../assets/demo/uco3d/home_décor/vase/2-30002-40002/gaussian_splats/scales.png"
+        ),
+    ),
+    (
+        "home_décor/vase/2-30002-40002/gaussian_splats/sh0.png",
+        include_bytes!(
+            "../assets/demo/uco3d/home_décor/vase/2-30002-40002/gaussian_splats/sh0.png"
+        ),
+    ),
+    (
+        "home_décor/vase/2-30002-40002/gaussian_splats/shN.npz",
+        include_bytes!(
+            "../assets/demo/uco3d/home_décor/vase/2-30002-40002/gaussian_splats/shN.npz"
+        ),
+    ),
+    (
+        "home_décor/vase/2-30002-40002/mask_video.mkv",
+        include_bytes!("../assets/demo/uco3d/home_décor/vase/2-30002-40002/mask_video.mkv"),
+    ),
+    (
+        "home_décor/vase/2-30002-40002/point_cloud.ply",
+        include_bytes!("../assets/demo/uco3d/home_décor/vase/2-30002-40002/point_cloud.ply"),
+    ),
+    (
+        "home_décor/vase/2-30002-40002/rgb_video.mp4",
+        include_bytes!("../assets/demo/uco3d/home_décor/vase/2-30002-40002/rgb_video.mp4"),
+    ),
+    (
+        "home_décor/vase/2-30002-40002/segmented_point_cloud.ply",
+        include_bytes!(
+            "../assets/demo/uco3d/home_décor/vase/2-30002-40002/segmented_point_cloud.ply"
+        ),
+    ),
+    (
+        "home_décor/vase/2-30002-40002/sparse_point_cloud.ply",
+        include_bytes!("../assets/demo/uco3d/home_décor/vase/2-30002-40002/sparse_point_cloud.ply"),
+    ),
+    (
+        "metadata.sqlite",
+        include_bytes!("../assets/demo/uco3d/metadata.sqlite"),
+    ),
+    (
+        "set_lists/set_lists_all-categories.sqlite",
+        include_bytes!("../assets/demo/uco3d/set_lists/set_lists_all-categories.sqlite"),
+    ),
+    (
+        "set_lists/set_lists_static-categories.sqlite",
+        include_bytes!("../assets/demo/uco3d/set_lists/set_lists_static-categories.sqlite"),
+    ),
+    (
+        "stationery/pen/1-10001-20001/depth_maps.h5",
+        include_bytes!("../assets/demo/uco3d/stationery/pen/1-10001-20001/depth_maps.h5"),
+    ),
+    (
+        "stationery/pen/1-10001-20001/gaussian_splats/fg_mask.npz",
+        include_bytes!(
+            "../assets/demo/uco3d/stationery/pen/1-10001-20001/gaussian_splats/fg_mask.npz"
+        ),
+    ),
+    (
+        "stationery/pen/1-10001-20001/gaussian_splats/means_l.png",
+        include_bytes!(
+            "../assets/demo/uco3d/stationery/pen/1-10001-20001/gaussian_splats/means_l.png"
+        ),
+    ),
+    (
+        "stationery/pen/1-10001-20001/gaussian_splats/means_u.png",
+        include_bytes!(
+            "../assets/demo/uco3d/stationery/pen/1-10001-20001/gaussian_splats/means_u.png"
+        ),
+    ),
+    (
+        "stationery/pen/1-10001-20001/gaussian_splats/meta.json",
+        include_bytes!(
+            "../assets/demo/uco3d/stationery/pen/1-10001-20001/gaussian_splats/meta.json"
+        ),
+    ),
+    (
+        "stationery/pen/1-10001-20001/gaussian_splats/opacities.png",
+        include_bytes!(
+            "../assets/demo/uco3d/stationery/pen/1-10001-20001/gaussian_splats/opacities.png"
+        ),
+    ),
+    (
+        "stationery/pen/1-10001-20001/gaussian_splats/quats.png",
+        include_bytes!(
+            "../assets/demo/uco3d/stationery/pen/1-10001-20001/gaussian_splats/quats.png"
+        ),
+    ),
+    (
+        "stationery/pen/1-10001-20001/gaussian_splats/scales.png",
+        include_bytes!(
+            "../assets/demo/uco3d/stationery/pen/1-10001-20001/gaussian_splats/scales.png"
+        ),
+    ),
+    (
+        "stationery/pen/1-10001-20001/gaussian_splats/sh0.png",
+        include_bytes!("../assets/demo/uco3d/stationery/pen/1-10001-20001/gaussian_splats/sh0.png"),
+    ),
+    (
+        "stationery/pen/1-10001-20001/gaussian_splats/shN.npz",
+        include_bytes!("../assets/demo/uco3d/stationery/pen/1-10001-20001/gaussian_splats/shN.npz"),
+    ),
+    (
+        "stationery/pen/1-10001-20001/mask_video.mkv",
+        include_bytes!("../assets/demo/uco3d/stationery/pen/1-10001-20001/mask_video.mkv"),
+    ),
+    (
+        "stationery/pen/1-10001-20001/point_cloud.ply",
+        include_bytes!("../assets/demo/uco3d/stationery/pen/1-10001-20001/point_cloud.ply"),
+    ),
+    (
+        "stationery/pen/1-10001-20001/rgb_video.mp4",
+        include_bytes!("../assets/demo/uco3d/stationery/pen/1-10001-20001/rgb_video.mp4"),
+    ),
+    (
+        "stationery/pen/1-10001-20001/segmented_point_cloud.ply",
+        include_bytes!(
+            "../assets/demo/uco3d/stationery/pen/1-10001-20001/segmented_point_cloud.ply"
+        ),
+    ),
+    (
+        "stationery/pen/1-10001-20001/sparse_point_cloud.ply",
+        include_bytes!("../assets/demo/uco3d/stationery/pen/1-10001-20001/sparse_point_cloud.ply"),
+    ),
+];
+
+/// Put the uCO3D sample on disk (once) so it opens through the same reader as a real
+/// dataset root; returns the root. Call from a job: it writes files.
+pub fn materialize_uco3d(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    for (rel, bytes) in UCO3D_FILES {
+        let path = dir.join(rel);
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) {
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        crate::atomic::write_atomic(&path, bytes)?;
+    }
+    Ok(dir.to_path_buf())
+}
+
 /// The embedded image whose file name ends the given (possibly `./images/…`) path.
 pub fn image(path: &str) -> Option<ImageSource> {
     let name = path.rsplit(['/', '\\']).next()?;

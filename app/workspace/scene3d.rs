@@ -55,6 +55,8 @@ pub struct Scene3d {
     /// An open uCO3D dataset (browser, sequence, frames, timeline).
     uco3d: Option<Uco3dSession>,
     uco3d_opening: Option<(JobHandle<Opened>, Option<String>)>,
+    /// The bundled uCO3D sample opens at start unless something else is opened first.
+    demo_pending: bool,
 }
 
 impl Default for Scene3d {
@@ -85,6 +87,7 @@ impl Default for Scene3d {
             loading: None,
             uco3d: None,
             uco3d_opening: None,
+            demo_pending: true,
         }
     }
 }
@@ -355,6 +358,18 @@ impl Scene3d {
 
 impl Workspace for Scene3d {
     fn poll(&mut self, shared: &mut Shared) {
+        if self.demo_pending && self.loading.is_none() && self.uco3d_opening.is_none() {
+            self.demo_pending = false;
+            let dir = crate::datasets::biomedica::sidecar::default_dir()
+                .parent()
+                .map_or_else(std::env::temp_dir, Path::to_path_buf)
+                .join("uco3d-demo");
+            let job = shared.worker.spawn("Open the uCO3D sample", move |ctx| {
+                let root = crate::demo::materialize_uco3d(&dir).map_err(JobError::failed)?;
+                Uco3dSession::open_job(root)(ctx)
+            });
+            self.uco3d_opening = Some((job, None));
+        }
         if let Some((job, wanted)) = self.uco3d_opening.as_mut()
             && let Some(result) = job.try_take()
         {
@@ -645,10 +660,15 @@ impl Workspace for Scene3d {
     fn open(&mut self, path: &Path, content: Content, shared: &mut Shared) {
         match content {
             Content::Ply | Content::Splat | Content::GsplatDir => {
+                self.demo_pending = false;
                 self.uco3d = None;
+                self.uco3d_opening = None;
                 self.load(path, shared);
             }
-            Content::Uco3dRoot => self.open_uco3d(path, shared),
+            Content::Uco3dRoot => {
+                self.demo_pending = false;
+                self.open_uco3d(path, shared);
+            }
             other => shared.toasts.error(format!(
                 "{}: {other:?} is recognised, but this build cannot open it yet",
                 path.display()
@@ -662,6 +682,7 @@ impl Workspace for Scene3d {
         self.loading.is_some()
             || sorting
             || self.uco3d_opening.is_some()
+            || self.demo_pending
             || self.uco3d.as_ref().is_some_and(Uco3dSession::is_busy)
     }
 }
