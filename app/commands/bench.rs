@@ -52,6 +52,8 @@ pub enum BenchTarget {
     Ground,
     /// BIOMEDICA shard indexing, filters and search (see `bench_biomed.rs`).
     Biomed,
+    /// uCO3D frame fetch (H.264/HEVC vs the ffmpeg CLI) and metadata queries.
+    Uco3d,
 }
 
 pub(crate) fn median(mut v: Vec<Duration>) -> Duration {
@@ -107,6 +109,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         BenchTarget::Splats => splats(args),
         BenchTarget::Ground => super::bench_ground::run(&args.ground, &args.python),
         BenchTarget::Biomed => super::bench_biomed::run(args),
+        BenchTarget::Uco3d => super::bench_uco3d::run(args),
     }
 }
 

@@ -146,7 +146,7 @@ fn decode_loop(
                     .map(|m| {
                         // Undistorted like the frame (the loader remaps both).
                         let img = match &current {
-                            Some(u) => u.apply(&m.image),
+                            Some(u) => Arc::new(u.apply(&m.image)),
                             None => m.image,
                         };
                         Arc::new(image::GrayImage::from_fn(
@@ -157,7 +157,7 @@ fn decode_loop(
                     });
                 let fetched = Arc::new(FetchedFrame {
                     index: job.index,
-                    raw: Arc::new(frame.image),
+                    raw: frame.image.clone(),
                     undistorted,
                     mask,
                 });

@@ -28,7 +28,8 @@ const FORWARD_WINDOW: f64 = 2.0;
 pub struct Frame {
     /// Presentation time in seconds.
     pub time: f64,
-    pub image: image::RgbaImage,
+    /// Shared: the reader keeps the last frame for the next request without copying it.
+    pub image: std::sync::Arc<image::RgbaImage>,
 }
 
 /// One open video file.
@@ -232,10 +233,9 @@ impl VideoReader {
                 ffmpeg::format::Pixel::RGBA,
                 w,
                 h,
-                // Same size, so only the colour conversion matters; BILINEAR matches the
-                // default the ffmpeg CLI uses for conversions.
-                ffmpeg::software::scaling::Flags::BILINEAR
-                    | ffmpeg::software::scaling::Flags::ACCURATE_RND,
+                // Same size, so only the chroma upsampling uses the filter; bilinear is
+                // what players use for it.
+                ffmpeg::software::scaling::Flags::BILINEAR,
             )
             .map_err(|e| self.err(format!("colour conversion from {fmt:?}: {e}")))?;
             self.scaler = Some((ctx, fmt, w, h));
@@ -261,7 +261,7 @@ impl VideoReader {
         let pts = frame.timestamp().or(frame.pts()).unwrap_or(0);
         Ok(Frame {
             time: pts as f64 * self.time_base - self.start,
-            image,
+            image: std::sync::Arc::new(image),
         })
     }
 }
