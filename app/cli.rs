@@ -29,6 +29,9 @@ pub enum Command {
     Index(crate::commands::index::IndexArgs),
     /// Print speed figures as a table (see BENCHMARKS.md).
     Bench(crate::commands::bench::BenchArgs),
+    /// A burst of autosaved review edits (for the crash test; not for users).
+    #[command(hide = true)]
+    ReviewStress(crate::commands::review_stress::StressArgs),
 }
 
 /// Start the GUI, opening `open` once it is up.

@@ -6,3 +6,4 @@ pub mod bench_ground;
 pub mod ground;
 pub mod index;
 pub mod render;
+pub mod review_stress;
