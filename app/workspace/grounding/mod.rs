@@ -1,20 +1,50 @@
 //! Grounding workspace: items of several images plus an instruction, with boxes drawn on
-//! the image they refer to.
+//! the image they refer to, and the review of a model's answers: decisions, corrected
+//! boxes and notes, autosaved to a sidecar next to the data, and exported for training.
+
+mod list;
+mod review;
+mod view;
+
+pub use list::{Filter, Sort};
 
 use super::grounding_run::ModelRunner;
 use super::{Shared, Workspace};
 use crate::datasets::metrics::{self, ItemScore, Metrics};
 use crate::datasets::mig_bench::{self, GroundingItem};
 use crate::datasets::predictions::{self, ModelAnswer};
+use crate::datasets::review::{Fingerprint, ReviewState, SidecarLoad};
+use crate::datasets::review_autosave::Autosaver;
 use crate::image_cache::{ImageSource, ImageState, Resolution};
 use crate::routing::Content;
-use crate::ui::{shortcuts, theme, widgets};
+use crate::ui::{shortcuts, theme};
 use crate::worker::JobHandle;
 use egui::{RichText, Ui};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-type Loaded = (String, Vec<GroundingItem>, Vec<String>);
+/// A loaded data set, with the review saved next to it (when it has a file).
+struct Loaded {
+    file: String,
+    items: Vec<GroundingItem>,
+    errors: Vec<String>,
+    review: Option<ReviewOpen>,
+    /// Folder and file stem for exports.
+    export_to: Option<(PathBuf, String)>,
+}
+
+struct ReviewOpen {
+    sidecar: PathBuf,
+    fingerprint: Fingerprint,
+    load: SidecarLoad,
+}
+
+/// What the central view shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Images,
+    Metrics,
+}
 
 pub struct Grounding {
     source_name: String,
@@ -29,6 +59,28 @@ pub struct Grounding {
     loading_predictions: Option<JobHandle<(String, predictions::Parsed)>>,
     /// The grounding model, run from the inspector.
     pub runner: ModelRunner,
+    /// Bumped when items, predictions or the y-correction change (scores go stale).
+    data_gen: u64,
+    review: ReviewState,
+    /// Where the review autosaves, and the data it belongs to.
+    sidecar: Option<(PathBuf, Fingerprint)>,
+    autosaver: Option<Autosaver>,
+    /// The review version last handed to the autosaver.
+    queued_version: u64,
+    last_queued: Option<std::time::Instant>,
+    export_to: Option<(PathBuf, String)>,
+    exporting: Option<JobHandle<Vec<PathBuf>>>,
+    /// The files of the last finished export.
+    pub last_export: Vec<PathBuf>,
+    /// Go to the next item after accept / reject / skip.
+    pub advance: bool,
+    list: list::ListState,
+    view: view::ViewState,
+    pub mode: Mode,
+    /// The note being typed, for the item it belongs to.
+    note: (usize, String),
+    /// Ctrl+E was pressed (keys have no access to the worker; the next frame exports).
+    export_requested: bool,
 }
 
 impl Default for Grounding {
@@ -50,6 +102,21 @@ impl Default for Grounding {
             y_correction: false,
             loading_predictions: None,
             runner: ModelRunner::default(),
+            data_gen: 0,
+            review: ReviewState::default(),
+            sidecar: None,
+            autosaver: None,
+            queued_version: 0,
+            last_queued: None,
+            export_to: None,
+            exporting: None,
+            last_export: Vec::new(),
+            advance: true,
+            list: list::ListState::default(),
+            view: view::ViewState::default(),
+            mode: Mode::Images,
+            note: (usize::MAX, String::new()),
+            export_requested: false,
         }
     }
 }
@@ -80,6 +147,46 @@ impl Grounding {
         )
     }
 
+    pub fn review(&self) -> &ReviewState {
+        &self.review
+    }
+
+    /// The sidecar the review autosaves to, if the data came from a file.
+    pub fn sidecar_path(&self) -> Option<&Path> {
+        self.sidecar.as_ref().map(|(p, _)| p.as_path())
+    }
+
+    /// Items in list order after filtering and sorting.
+    pub fn visible(&self) -> &[usize] {
+        &self.list.visible
+    }
+
+    pub fn filter(&self) -> &Filter {
+        &self.list.filter
+    }
+
+    pub fn filter_mut(&mut self) -> &mut Filter {
+        &mut self.list.filter
+    }
+
+    pub fn set_sort(&mut self, sort: Sort) {
+        self.list.sort = sort;
+    }
+
+    pub fn set_selected(&mut self, i: usize) {
+        if i < self.items.len() {
+            self.selected = i;
+        }
+    }
+
+    /// Replace the data (tests and benchmarks of big lists).
+    pub fn set_items(&mut self, items: Vec<GroundingItem>, answers: BTreeMap<usize, ModelAnswer>) {
+        self.items = items;
+        self.predictions = answers;
+        self.selected = 0;
+        self.data_gen += 1;
+    }
+
     pub fn items(&self) -> &[GroundingItem] {
         &self.items
     }
@@ -88,13 +195,18 @@ impl Grounding {
         self.selected
     }
 
+    /// Move through the list as shown (filtered and sorted).
     fn select(&mut self, delta: isize) {
-        if !self.items.is_empty() {
-            self.selected = self
-                .selected
-                .saturating_add_signed(delta)
-                .min(self.items.len() - 1);
+        let visible = &self.list.visible;
+        if visible.is_empty() {
+            return;
         }
+        let pos = visible.iter().position(|&i| i == self.selected);
+        let next = match pos {
+            Some(p) => p.saturating_add_signed(delta).min(visible.len() - 1),
+            None => 0,
+        };
+        self.selected = visible[next];
     }
 
     /// Images opened on their own become one ad-hoc item the user can prompt against.
@@ -118,6 +230,7 @@ impl Grounding {
             }
         }
         self.selected = self.items.len() - 1;
+        self.data_gen += 1;
     }
 
     fn load_annotations(&mut self, path: PathBuf, shared: &mut Shared) {
@@ -127,19 +240,7 @@ impl Grounding {
         );
         self.loading = Some(shared.worker.spawn(&name, move |ctx| {
             ctx.progress(0.0, "reading");
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| crate::worker::JobError::Failed(format!("{}: {e}", path.display())))?;
-            ctx.check_cancelled()?;
-            ctx.progress(0.5, "parsing");
-            let file = path.display().to_string();
-            let (items, errors) =
-                mig_bench::parse(&file, &text, &|p| mig_bench::resolve_on_disk(&path, p))
-                    .map_err(|e| crate::worker::JobError::Failed(e.to_string()))?;
-            Ok((
-                file,
-                items,
-                errors.iter().map(ToString::to_string).collect(),
-            ))
+            read_annotation(&path, ctx)
         }));
     }
 
@@ -153,22 +254,12 @@ impl Grounding {
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .collect();
             entries.sort();
-            if let Some(json) = entries
-                .iter()
-                .find(|p| p.extension().is_some_and(|e| e == "json"))
-            {
-                let text = std::fs::read_to_string(json).map_err(|e| {
-                    crate::worker::JobError::Failed(format!("{}: {e}", json.display()))
-                })?;
-                let file = json.display().to_string();
-                let (items, errors) =
-                    mig_bench::parse(&file, &text, &|p| mig_bench::resolve_on_disk(json, p))
-                        .map_err(|e| crate::worker::JobError::Failed(e.to_string()))?;
-                return Ok((
-                    file,
-                    items,
-                    errors.iter().map(ToString::to_string).collect(),
-                ));
+            if let Some(json) = entries.iter().find(|p| {
+                p.extension().is_some_and(|e| e == "json")
+                    && !p.to_string_lossy().ends_with(".loupe-review.json")
+                    && !p.to_string_lossy().ends_with(".coco.json")
+            }) {
+                return read_annotation(json, ctx);
             }
             let mut images = Vec::new();
             for (i, p) in entries.iter().enumerate() {
@@ -189,111 +280,53 @@ impl Grounding {
                     target: None,
                 })
                 .collect();
-            Ok((dir.display().to_string(), items, Vec::new()))
+            Ok(Loaded {
+                file: dir.display().to_string(),
+                items,
+                errors: Vec::new(),
+                review: None,
+                export_to: Some((dir.clone(), "loupe-review".into())),
+            })
         }));
     }
+}
 
-    fn image_grid(&self, ui: &mut Ui, item: &GroundingItem, shared: &mut Shared) {
-        let n = item.images.len().max(1);
-        let cols = match n {
-            1 => 1,
-            2 | 4 => 2,
-            _ => 3,
-        };
-        let rows = n.div_ceil(cols);
-        let avail = ui.available_rect_before_wrap();
-        let gap = 8.0;
-        let cell = egui::vec2(
-            (avail.width() - gap * (cols - 1) as f32) / cols as f32,
-            (avail.height() - gap * (rows - 1) as f32) / rows as f32,
-        );
-        for (i, source) in item.images.iter().enumerate() {
-            let (r, c) = (i / cols, i % cols);
-            let min = avail.min + egui::vec2(c as f32 * (cell.x + gap), r as f32 * (cell.y + gap));
-            let rect = egui::Rect::from_min_size(min, cell).shrink2(egui::vec2(0.0, 12.0));
-            let is_target = item.target == Some(i);
-            let mut label_at = rect.left_top();
-            match shared.images.get(source, Resolution::Full) {
-                ImageState::Ready(img) => {
-                    let fitted = widgets::fit_rect(rect, img.texture_size());
-                    label_at = fitted.left_top();
-                    ui.painter().image(
-                        img.texture.id(),
-                        fitted,
-                        egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)),
-                        egui::Color32::WHITE,
-                    );
-                    if let (true, Some(gt)) = (is_target, item.gt) {
-                        let to = |x: f32, y: f32| {
-                            fitted.min + egui::vec2(x * fitted.width(), y * fitted.height())
-                        };
-                        let b = egui::Rect::from_min_max(to(gt.x1, gt.y1), to(gt.x2, gt.y2));
-                        widgets::draw_box(ui, b, theme::GT, "GT", widgets::Tag::Above);
-                    }
-                    // The model's box goes on the image its answer names (the target
-                    // when it names none), so wrong-image answers are visible.
-                    let pred = self.predictions.get(&self.selected).map(|a| &a.prediction);
-                    if let Some(pb) = pred
-                        .filter(|p| p.image.or(item.target) == Some(i))
-                        .and_then(|p| p.bbox)
-                    {
-                        let pb = if self.y_correction {
-                            metrics::migician_y_correction(pb)
-                        } else {
-                            pb
-                        };
-                        let to = |x: f32, y: f32| {
-                            fitted.min + egui::vec2(x * fitted.width(), y * fitted.height())
-                        };
-                        let b = egui::Rect::from_min_max(to(pb.x1, pb.y1), to(pb.x2, pb.y2));
-                        widgets::draw_box(
-                            ui,
-                            b,
-                            theme::PALETTE[0],
-                            &self.model_name,
-                            widgets::Tag::Below,
-                        );
-                    }
-                    // Boxes of a live (possibly still streaming) answer.
-                    if let Some(live) = self.runner.answers.get(&self.selected) {
-                        for gb in live.parsed.boxes.iter().filter(|b| b.image == i) {
-                            let to = |x: f32, y: f32| {
-                                fitted.min + egui::vec2(x * fitted.width(), y * fitted.height())
-                            };
-                            let b = egui::Rect::from_min_max(
-                                to(gb.bbox.x1, gb.bbox.y1),
-                                to(gb.bbox.x2, gb.bbox.y2),
-                            );
-                            let tag = gb.label.as_deref().unwrap_or("live");
-                            widgets::draw_box(ui, b, theme::PALETTE[1], tag, widgets::Tag::Below);
-                        }
-                    }
-                }
-                ImageState::Loading => widgets::placeholder(ui, rect, "loading…", false),
-                ImageState::Failed(msg) => {
-                    widgets::placeholder(ui, rect, &format!("⚠ {msg}"), true)
-                }
-            }
-            // The caption sits on the image's own top edge, wherever letterboxing put it.
-            let caption = format!(
-                "Image {}{}",
-                i + 1,
-                if is_target { "  ·  target" } else { "" }
-            );
-            ui.painter().text(
-                label_at - egui::vec2(0.0, 11.0),
-                egui::Align2::LEFT_CENTER,
-                caption,
-                egui::TextStyle::Small.resolve(ui.style()),
-                if is_target {
-                    theme::GT
-                } else {
-                    ui.visuals().weak_text_color()
-                },
-            );
-        }
-        ui.allocate_rect(avail, egui::Sense::hover());
-    }
+/// Read a MIG-Bench file and the review saved beside it (on a job thread).
+fn read_annotation(
+    path: &Path,
+    ctx: &crate::worker::JobContext,
+) -> Result<Loaded, crate::worker::JobError> {
+    let fail = |e: String| crate::worker::JobError::Failed(e);
+    let bytes = std::fs::read(path).map_err(|e| fail(format!("{}: {e}", path.display())))?;
+    ctx.check_cancelled()?;
+    ctx.progress(0.4, "parsing");
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|e| fail(format!("{}: not UTF-8: {e}", path.display())))?;
+    let file = path.display().to_string();
+    let (items, errors) = mig_bench::parse(&file, text, &|p| mig_bench::resolve_on_disk(path, p))
+        .map_err(|e| fail(e.to_string()))?;
+    ctx.progress(0.8, "reading the review");
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let fingerprint = Fingerprint::of_bytes(&name, &bytes, items.len());
+    let sidecar = crate::datasets::review::sidecar_path(path);
+    let load = crate::datasets::review::load_sidecar(&sidecar, &fingerprint);
+    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let stem = path
+        .file_stem()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    Ok(Loaded {
+        file,
+        items,
+        errors: errors.iter().map(ToString::to_string).collect(),
+        review: Some(ReviewOpen {
+            sidecar,
+            fingerprint,
+            load,
+        }),
+        export_to: Some((dir, format!("{stem}.review"))),
+    })
 }
 
 /// Show the question with the model's markup rendered as readable highlights.
@@ -322,6 +355,7 @@ impl Workspace for Grounding {
                         shared.toasts.error(e.to_string());
                     }
                     self.predictions = answers;
+                    self.data_gen += 1;
                     self.model_name = model.unwrap_or_else(|| {
                         Path::new(&file)
                             .file_stem()
@@ -332,103 +366,84 @@ impl Workspace for Grounding {
                 Err(e) => shared.toasts.error(e.to_string()),
             }
         }
-        let Some(result) = self.loading.as_mut().and_then(|h| h.try_take()) else {
-            return;
-        };
-        self.loading = None;
-        match result {
-            Ok((file, items, errors)) => {
-                shared.toasts.info(format!("{file}: {} items", items.len()));
-                for e in errors.iter().take(3) {
-                    shared.toasts.error(e.clone());
-                }
-                if errors.len() > 3 {
+        if let Some(result) = self.loading.as_mut().and_then(|h| h.try_take()) {
+            self.loading = None;
+            match result {
+                Ok(loaded) => {
+                    let file = &loaded.file;
                     shared
                         .toasts
-                        .error(format!("{file}: {} more bad items", errors.len() - 3));
+                        .info(format!("{file}: {} items", loaded.items.len()));
+                    for e in loaded.errors.iter().take(3) {
+                        shared.toasts.error(e.clone());
+                    }
+                    if loaded.errors.len() > 3 {
+                        shared.toasts.error(format!(
+                            "{file}: {} more bad items",
+                            loaded.errors.len() - 3
+                        ));
+                    }
+                    self.source_name = loaded.file;
+                    self.items = loaded.items;
+                    self.selected = 0;
+                    // Answers belong to the benchmark they were made for.
+                    self.predictions.clear();
+                    self.data_gen += 1;
+                    self.export_to = loaded.export_to;
+                    self.list.filter = Filter::default();
+                    self.open_review(loaded.review, shared);
                 }
-                self.source_name = file;
-                self.items = items;
-                self.selected = 0;
-                // Answers belong to the benchmark they were made for.
-                self.predictions.clear();
+                Err(crate::worker::JobError::Cancelled) => {}
+                Err(e) => shared.toasts.error(e.to_string()),
             }
-            Err(crate::worker::JobError::Cancelled) => {}
-            Err(e) => shared.toasts.error(e.to_string()),
         }
+        self.poll_review(shared);
+        self.refresh_list();
     }
 
     fn items_panel(&mut self, ui: &mut Ui, _shared: &mut Shared) {
-        ui.heading("Items");
-        ui.label(RichText::new(&self.source_name).weak());
-        if !self.predictions.is_empty() {
-            let (_, all) = self.metrics();
-            ui.label(
-                RichText::new(format!(
-                    "{}: Acc@0.5 {:.1} %  ·  mIoU {:.3}",
-                    self.model_name,
-                    all.acc_05 * 100.0,
-                    all.mean_iou
-                ))
-                .strong(),
-            );
-            ui.checkbox(
-                &mut self.y_correction,
-                "Migician y-correction (reference eval)",
-            );
-        }
-        ui.separator();
-        let row_height = ui.text_style_height(&egui::TextStyle::Body) + 6.0;
-        let mut clicked = None;
-        egui::ScrollArea::vertical().auto_shrink(false).show_rows(
-            ui,
-            row_height,
-            self.items.len(),
-            |ui, range| {
-                for i in range {
-                    let item = &self.items[i];
-                    let iou = self
-                        .score(i)
-                        .filter(|_| self.predictions.contains_key(&i))
-                        .map(|s| format!("  ·  IoU {:.2}", s.iou))
-                        .unwrap_or_default();
-                    let label = format!(
-                        "{:>3}  {}  ·  {} images{iou}",
-                        i + 1,
-                        item.task,
-                        item.images.len()
-                    );
-                    if ui.selectable_label(i == self.selected, label).clicked() {
-                        clicked = Some(i);
-                    }
-                }
-            },
-        );
-        if let Some(i) = clicked {
-            self.selected = i;
-        }
+        self.refresh_list();
+        self.list_panel(ui);
     }
 
     fn central(&mut self, ui: &mut Ui, shared: &mut Shared) {
-        let Some(item) = self.items.get(self.selected).cloned() else {
-            ui.centered_and_justified(|ui| {
-                ui.label("Open a MIG-Bench folder, a predictions file or images (Ctrl+O, or drop them here).");
-            });
-            return;
-        };
-        if !item.question.is_empty() {
-            question_label(ui, &item.question);
-            ui.add_space(6.0);
+        self.refresh_list();
+        self.review_bar(ui, shared);
+        match self.mode {
+            Mode::Metrics => self.metrics_view(ui),
+            Mode::Images => {
+                let Some(item) = self.items.get(self.selected).cloned() else {
+                    ui.centered_and_justified(|ui| {
+                        ui.label("Open a MIG-Bench folder, a predictions file or images (Ctrl+O, or drop them here).");
+                    });
+                    return;
+                };
+                if !item.question.is_empty() {
+                    question_label(ui, &item.question);
+                    ui.add_space(6.0);
+                }
+                self.image_grid(ui, &item, shared);
+            }
         }
-        self.image_grid(ui, &item, shared);
+        // Edits made this frame (keys, panels, drags) go to the autosaver now.
+        self.autosave(false);
+        if self.review.version() != self.queued_version {
+            ui.ctx()
+                .request_repaint_after(std::time::Duration::from_millis(100));
+        }
     }
 
     fn inspector(&mut self, ui: &mut Ui, shared: &mut Shared) {
         ui.heading("Item");
-        let Some(item) = self.items.get(self.selected) else {
+        if self.items.get(self.selected).is_none() {
             ui.label("Nothing selected");
             return;
+        }
+        self.review_inspector(ui, shared);
+        let Some(item) = self.items.get(self.selected) else {
+            return;
         };
+        ui.separator();
         egui::Grid::new("grounding_item")
             .num_columns(2)
             .striped(true)
@@ -501,16 +516,7 @@ impl Workspace for Grounding {
     }
 
     fn handle_keys(&mut self, ctx: &egui::Context) {
-        if shortcuts::pressed(ctx, &shortcuts::NEXT_ITEM)
-            || shortcuts::pressed(ctx, &shortcuts::NEXT_ITEM_ALT)
-        {
-            self.select(1);
-        }
-        if shortcuts::pressed(ctx, &shortcuts::PREV_ITEM)
-            || shortcuts::pressed(ctx, &shortcuts::PREV_ITEM_ALT)
-        {
-            self.select(-1);
-        }
+        self.review_keys(ctx);
     }
 
     fn bindings(&self) -> &'static [&'static shortcuts::Binding] {
@@ -542,6 +548,9 @@ impl Workspace for Grounding {
     }
 
     fn is_busy(&self) -> bool {
-        self.loading.is_some() || self.loading_predictions.is_some() || self.runner.is_busy()
+        self.loading.is_some()
+            || self.loading_predictions.is_some()
+            || self.exporting.is_some()
+            || self.runner.is_busy()
     }
 }
