@@ -163,7 +163,14 @@ impl Grounding {
 
     pub(super) fn list_panel(&mut self, ui: &mut Ui) {
         ui.heading("Items");
-        ui.label(RichText::new(&self.source_name).weak());
+        // The file name fits the panel (and a projector); the full path is on hover.
+        let short = std::path::Path::new(&self.source_name)
+            .file_name()
+            .map_or(self.source_name.clone(), |n| {
+                n.to_string_lossy().into_owned()
+            });
+        ui.label(RichText::new(short).weak())
+            .on_hover_text(&self.source_name);
         if !self.predictions.is_empty() {
             let all = self.list.all;
             ui.label(
@@ -343,19 +350,19 @@ impl Grounding {
         egui::Grid::new("metrics_table")
             .striped(true)
             .num_columns(8)
-            .spacing([18.0, 6.0])
+            .spacing([14.0, 6.0])
             .show(ui, |ui| {
-                for h in [
-                    "task",
-                    "items",
-                    "Acc@0.5",
-                    "Acc@0.3",
-                    "Acc@0.7",
-                    "mean IoU",
-                    "parse failures",
-                    "wrong image",
+                for (h, tip) in [
+                    ("task", "click a task to list only its items"),
+                    ("n", "items with ground truth"),
+                    ("Acc@0.5", "share of items with IoU ≥ 0.5 (the headline)"),
+                    ("@0.3", "Acc@0.3"),
+                    ("@0.7", "Acc@0.7"),
+                    ("mIoU", "mean IoU"),
+                    ("no box", "answers without a parseable box"),
+                    ("wrong img", "boxes put on another image than the target"),
                 ] {
-                    ui.label(RichText::new(h).strong());
+                    ui.label(RichText::new(h).strong()).on_hover_text(tip);
                 }
                 ui.end_row();
                 for (task, m) in &rows {
@@ -397,7 +404,7 @@ impl Grounding {
             ))
             .strong(),
         );
-        let size = egui::vec2(ui.available_width().min(640.0), 180.0);
+        let size = egui::vec2(ui.max_rect().width().min(640.0), 180.0);
         let (rect, resp) = ui.allocate_exact_size(size, egui::Sense::click());
         let painter = ui.painter_at(rect.expand(2.0));
         let max = bins.iter().copied().max().unwrap_or(0).max(1) as f32;

@@ -612,7 +612,7 @@ impl Grounding {
                     let text = format!(
                         "{}{}: img {}",
                         if self.view.selected_box == Some(k) {
-                            "▸ "
+                            "> "
                         } else {
                             ""
                         },
@@ -659,7 +659,9 @@ impl Grounding {
         if !self.last_export.is_empty() {
             ui.label(RichText::new("Last export").weak());
             for f in &self.last_export {
-                ui.label(RichText::new(f.display().to_string()).small());
+                let name = f.file_name().unwrap_or_default().to_string_lossy();
+                ui.label(RichText::new(name).small())
+                    .on_hover_text(f.display().to_string());
             }
         }
     }
