@@ -332,10 +332,10 @@ impl Grounding {
         }
         use shortcuts as s;
         // Redo before undo: Ctrl+Z as a pattern also matches Ctrl+Shift+Z.
-        if s::pressed(ctx, &s::REDO) || s::pressed(ctx, &s::REDO_ALT) {
-            if let Some(i) = self.review.redo() {
-                self.selected = i;
-            }
+        if (s::pressed(ctx, &s::REDO) || s::pressed(ctx, &s::REDO_ALT))
+            && let Some(i) = self.review.redo()
+        {
+            self.selected = i;
         }
         if s::pressed(ctx, &s::UNDO)
             && let Some(i) = self.review.undo()

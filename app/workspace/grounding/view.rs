@@ -135,7 +135,11 @@ impl Grounding {
             self.view.item = Some(self.selected);
             self.view.views = vec![ImageView::default(); item.images.len()];
             self.view.selected_box = None;
-            self.view.image = self.view.image.min(item.images.len().saturating_sub(1));
+            // Start on the image the question asks about: digits and arrows act there.
+            self.view.image = item
+                .target
+                .unwrap_or(0)
+                .min(item.images.len().saturating_sub(1));
             self.view.drag = Drag::None;
             self.view.scroll_to_selected = true;
         }
