@@ -385,6 +385,53 @@ fn filters_and_sorting_follow_the_review() {
 }
 
 #[test]
+fn two_models_are_compared_and_their_disagreements_filtered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bench, preds) = demo_on_disk(dir.path());
+    // A second model: agrees on item 1, puts item 2's box elsewhere, says nothing on 3.
+    let other = dir.path().join("other.jsonl");
+    std::fs::write(
+        &other,
+        "{\"id\": 0, \"model\": \"model-b\", \"answer\": \"It is in the third image. (270,60),(700,750)\"}\n\
+         {\"id\": 1, \"model\": \"model-b\", \"answer\": \"In the second image (100,100),(300,400)\"}\n",
+    )
+    .unwrap();
+    let mut h = harness(vec![bench]);
+    open_and_settle(&mut h, preds);
+    open_and_settle(&mut h, other);
+    let g = h.state().grounding();
+    assert_eq!(g.model_names(), ["model-b", "demo-model"]);
+    assert!(!g.models_disagree(0));
+    assert!(g.models_disagree(1), "IoU between the two boxes is 0");
+    assert!(g.models_disagree(2), "one model has no box");
+    h.state_mut().grounding_mut().filter_mut().disagree = true;
+    h.run_steps(2);
+    assert_eq!(h.state().grounding().visible(), &[1, 2]);
+    // Scoring the other model again swaps them back.
+    h.state_mut().grounding_mut().promote_model(0);
+    h.run_steps(2);
+    assert_eq!(
+        h.state().grounding().model_names(),
+        ["demo-model", "model-b"]
+    );
+    h.state_mut().grounding_mut().filter_mut().disagree = false;
+    h.state_mut().grounding_mut().set_selected(1);
+    h.run_steps(2);
+    settle(&mut h);
+    loop {
+        let Some(dismiss) = h.query_all_by_label("✖").next() else {
+            break;
+        };
+        dismiss.click();
+        h.run_steps(2);
+    }
+    h.snapshot_options(
+        "review_compare",
+        &SnapshotOptions::new().threshold(1.0).max_failed_pixels(60),
+    );
+}
+
+#[test]
 fn a_hundred_thousand_items_filter_fast() {
     use loupe::datasets::metrics::Prediction;
     use loupe::datasets::mig_bench::GroundingItem;

@@ -18,6 +18,8 @@ pub struct Filter {
     pub iou_max: f32,
     pub parse_failure: bool,
     pub wrong_image: bool,
+    /// Only items where the loaded models disagree.
+    pub disagree: bool,
 }
 
 impl Default for Filter {
@@ -29,6 +31,7 @@ impl Default for Filter {
             iou_max: 1.0,
             parse_failure: false,
             wrong_image: false,
+            disagree: false,
         }
     }
 }
@@ -38,7 +41,16 @@ impl Filter {
         self.iou_min > 0.0 || self.iou_max < 1.0
     }
 
-    pub fn passes(&self, task: &str, decision: Decision, score: Option<&ItemScore>) -> bool {
+    pub fn passes(
+        &self,
+        task: &str,
+        decision: Decision,
+        score: Option<&ItemScore>,
+        disagree: bool,
+    ) -> bool {
+        if self.disagree && !disagree {
+            return false;
+        }
         if self.task.as_deref().is_some_and(|t| t != task) {
             return false;
         }
@@ -87,7 +99,10 @@ pub(super) struct ListState {
     key: Option<(u64, Filter, Sort, u64, bool)>,
     /// Per item: the model's score, when the item has ground truth and an answer.
     pub scores: Vec<Option<ItemScore>>,
+    pub disagree: Vec<bool>,
     pub per_task: BTreeMap<String, Metrics>,
+    /// Overall metrics of each compared model.
+    pub others_all: Vec<Metrics>,
     pub all: Metrics,
     scores_gen: Option<(u64, bool)>,
 }
@@ -119,6 +134,25 @@ impl Grounding {
                 (0..self.items.len())
                     .filter_map(|i| Some((self.items[i].task.as_str(), self.score(i)?))),
             );
+            self.list.disagree = (0..self.items.len())
+                .map(|i| self.models_disagree(i))
+                .collect();
+            self.list.others_all = self
+                .others
+                .iter()
+                .map(|(_, answers)| {
+                    metrics::aggregate((0..self.items.len()).filter_map(|i| {
+                        let item = &self.items[i];
+                        let pred = answers
+                            .get(&i)
+                            .map(|a| a.prediction.clone())
+                            .unwrap_or_default();
+                        let s = metrics::score_item(&item.gt?, item.target, &pred, false);
+                        Some((item.task.as_str(), s))
+                    }))
+                    .1
+                })
+                .collect();
             self.list.scores = scores;
             self.list.per_task = per_task;
             self.list.all = all;
@@ -141,6 +175,7 @@ impl Grounding {
                     &self.items[i].task,
                     self.review.decision(i),
                     self.list.scores[i].as_ref(),
+                    self.list.disagree[i],
                 )
             })
             .collect();
@@ -255,6 +290,7 @@ impl Grounding {
 
     fn filter_controls(&mut self, ui: &mut Ui) {
         let tasks: Vec<String> = self.list.per_task.keys().cloned().collect();
+        let has_others = !self.others.is_empty();
         let f = &mut self.list.filter;
         egui::Grid::new("grounding_filters")
             .num_columns(2)
@@ -319,6 +355,9 @@ impl Grounding {
         ui.horizontal_wrapped(|ui| {
             ui.checkbox(&mut f.parse_failure, "parse failures");
             ui.checkbox(&mut f.wrong_image, "wrong image");
+            if has_others {
+                ui.checkbox(&mut f.disagree, "models disagree");
+            }
             if *f != Filter::default() && ui.button("Clear filters").clicked() {
                 *f = Filter::default();
             }
@@ -388,6 +427,41 @@ impl Grounding {
             });
         if let Some(task) = pick {
             self.list.filter.task = task;
+        }
+        if !self.others.is_empty() {
+            ui.add_space(12.0);
+            ui.label(RichText::new("Models (click one to score it)").strong());
+            let mut promote = None;
+            egui::Grid::new("models_table")
+                .striped(true)
+                .num_columns(3)
+                .spacing([14.0, 6.0])
+                .show(ui, |ui| {
+                    ui.label(
+                        RichText::new(&self.model_name)
+                            .color(theme::PALETTE[0])
+                            .strong(),
+                    );
+                    ui.monospace(format!("Acc@0.5 {:.1} %", self.list.all.acc_05 * 100.0));
+                    ui.monospace(format!("mIoU {:.3}", self.list.all.mean_iou));
+                    ui.end_row();
+                    for (k, ((name, _), m)) in
+                        self.others.iter().zip(&self.list.others_all).enumerate()
+                    {
+                        let text = RichText::new(name).color(super::compared_colour(k));
+                        if ui.selectable_label(false, text).clicked() {
+                            promote = Some(k);
+                        }
+                        ui.monospace(format!("Acc@0.5 {:.1} %", m.acc_05 * 100.0));
+                        ui.monospace(format!("mIoU {:.3}", m.mean_iou));
+                        ui.end_row();
+                    }
+                });
+            let disagree = self.list.disagree.iter().filter(|d| **d).count();
+            ui.label(format!("The models disagree on {disagree} items (another image, a missing box or IoU < 0.5 between them)."));
+            if let Some(k) = promote {
+                self.promote_model(k);
+            }
         }
         ui.add_space(12.0);
         // The histogram follows the task filter so a row click shows its distribution.
@@ -463,18 +537,33 @@ mod tests {
     #[test]
     fn filters_combine() {
         let f = Filter::default();
-        assert!(f.passes("a", Decision::Unreviewed, None));
+        assert!(f.passes("a", Decision::Unreviewed, None, false));
         let f = Filter {
             task: Some("a".into()),
             iou_min: 0.3,
             iou_max: 0.5,
             ..Default::default()
         };
-        assert!(f.passes("a", Decision::Accepted, score(0.5, false, false).as_ref()));
-        assert!(!f.passes("b", Decision::Accepted, score(0.4, false, false).as_ref()));
-        assert!(!f.passes("a", Decision::Accepted, score(0.51, false, false).as_ref()));
+        assert!(f.passes(
+            "a",
+            Decision::Accepted,
+            score(0.5, false, false).as_ref(),
+            false
+        ));
+        assert!(!f.passes(
+            "b",
+            Decision::Accepted,
+            score(0.4, false, false).as_ref(),
+            false
+        ));
+        assert!(!f.passes(
+            "a",
+            Decision::Accepted,
+            score(0.51, false, false).as_ref(),
+            false
+        ));
         assert!(
-            !f.passes("a", Decision::Accepted, None),
+            !f.passes("a", Decision::Accepted, None, false),
             "no score, range set"
         );
         let f = Filter {
@@ -482,15 +571,41 @@ mod tests {
             wrong_image: true,
             ..Default::default()
         };
-        assert!(f.passes("x", Decision::Unreviewed, score(0.0, false, true).as_ref()));
-        assert!(!f.passes("x", Decision::Skipped, score(0.0, false, true).as_ref()));
-        assert!(!f.passes("x", Decision::Unreviewed, score(0.9, false, false).as_ref()));
+        assert!(f.passes(
+            "x",
+            Decision::Unreviewed,
+            score(0.0, false, true).as_ref(),
+            false
+        ));
+        assert!(!f.passes(
+            "x",
+            Decision::Skipped,
+            score(0.0, false, true).as_ref(),
+            false
+        ));
+        assert!(!f.passes(
+            "x",
+            Decision::Unreviewed,
+            score(0.9, false, false).as_ref(),
+            false
+        ));
         let f = Filter {
             parse_failure: true,
             ..Default::default()
         };
-        assert!(f.passes("x", Decision::Unreviewed, score(0.0, true, false).as_ref()));
-        assert!(!f.passes("x", Decision::Unreviewed, None));
+        assert!(f.passes(
+            "x",
+            Decision::Unreviewed,
+            score(0.0, true, false).as_ref(),
+            false
+        ));
+        assert!(!f.passes("x", Decision::Unreviewed, None, false));
+        let f = Filter {
+            disagree: true,
+            ..Default::default()
+        };
+        assert!(f.passes("x", Decision::Unreviewed, None, true));
+        assert!(!f.passes("x", Decision::Unreviewed, None, false));
     }
 
     #[test]

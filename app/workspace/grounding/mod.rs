@@ -23,6 +23,15 @@ use egui::{RichText, Ui};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// Models compared at once besides the scored one (each needs its own colour).
+const MAX_COMPARED: usize = 3;
+
+/// The colour of compared model `k` (the scored one is `PALETTE[0]`, live answers
+/// `PALETTE[1]`, reference boxes `PALETTE[2]`).
+fn compared_colour(k: usize) -> egui::Color32 {
+    theme::PALETTE[3 + k % MAX_COMPARED]
+}
+
 /// A loaded data set, with the review saved next to it (when it has a file).
 struct Loaded {
     file: String,
@@ -79,6 +88,8 @@ pub struct Grounding {
     pub mode: Mode,
     /// The note being typed, for the item it belongs to.
     note: (usize, String),
+    /// Other models' answers to compare with (drawn in their own colours), newest last.
+    others: Vec<(String, BTreeMap<usize, ModelAnswer>)>,
     /// Ctrl+E was pressed (keys have no access to the worker; the next frame exports).
     export_requested: bool,
 }
@@ -117,6 +128,7 @@ impl Default for Grounding {
             mode: Mode::Images,
             note: (usize::MAX, String::new()),
             export_requested: false,
+            others: Vec::new(),
         }
     }
 }
@@ -179,10 +191,70 @@ impl Grounding {
         }
     }
 
+    /// The newest predictions file becomes the scored model; the one it replaces stays
+    /// for comparison (a file of the same model name replaces it instead).
+    pub fn add_model(&mut self, name: String, answers: BTreeMap<usize, ModelAnswer>) {
+        self.others.retain(|(n, _)| *n != name);
+        let old_name = std::mem::replace(&mut self.model_name, name);
+        let old = std::mem::replace(&mut self.predictions, answers);
+        if old_name != self.model_name && !old.is_empty() {
+            self.others.push((old_name, old));
+            if self.others.len() > MAX_COMPARED {
+                self.others.remove(0);
+            }
+        }
+        self.data_gen += 1;
+    }
+
+    /// Make comparison model `k` the scored one.
+    pub fn promote_model(&mut self, k: usize) {
+        if k < self.others.len() {
+            let (name, answers) = self.others.remove(k);
+            let old_name = std::mem::replace(&mut self.model_name, name);
+            let old = std::mem::replace(&mut self.predictions, answers);
+            self.others.insert(k, (old_name, old));
+            self.data_gen += 1;
+        }
+    }
+
+    /// The scored model's name, then the compared ones.
+    pub fn model_names(&self) -> Vec<&str> {
+        std::iter::once(self.model_name.as_str())
+            .chain(self.others.iter().map(|(n, _)| n.as_str()))
+            .collect()
+    }
+
+    /// Do the models' first boxes disagree on item `i`: another image, one without a
+    /// box, or IoU below 0.5 between any two?
+    pub fn models_disagree(&self, i: usize) -> bool {
+        if self.others.is_empty() {
+            return false;
+        }
+        let target = self.items.get(i).and_then(|it| it.target);
+        let placed = |m: &BTreeMap<usize, ModelAnswer>| {
+            m.get(&i).and_then(|a| {
+                a.prediction
+                    .bbox
+                    .map(|b| (a.prediction.image.or(target), b))
+            })
+        };
+        let all: Vec<_> = std::iter::once(placed(&self.predictions))
+            .chain(self.others.iter().map(|(_, m)| placed(m)))
+            .collect();
+        all.iter().enumerate().any(|(k, a)| {
+            all[k + 1..].iter().any(|b| match (a, b) {
+                (Some((ia, ba)), Some((ib, bb))) => ia != ib || ba.iou(bb) < 0.5,
+                (None, None) => false,
+                _ => true,
+            })
+        })
+    }
+
     /// Replace the data (tests and benchmarks of big lists).
     pub fn set_items(&mut self, items: Vec<GroundingItem>, answers: BTreeMap<usize, ModelAnswer>) {
         self.items = items;
         self.predictions = answers;
+        self.others.clear();
         self.selected = 0;
         self.data_gen += 1;
     }
@@ -354,13 +426,12 @@ impl Workspace for Grounding {
                     for e in errors.iter().take(3) {
                         shared.toasts.error(e.to_string());
                     }
-                    self.predictions = answers;
-                    self.data_gen += 1;
-                    self.model_name = model.unwrap_or_else(|| {
+                    let name = model.unwrap_or_else(|| {
                         Path::new(&file)
                             .file_stem()
                             .map_or("model".into(), |s| s.to_string_lossy().into_owned())
                     });
+                    self.add_model(name, answers);
                 }
                 Err(crate::worker::JobError::Cancelled) => {}
                 Err(e) => shared.toasts.error(e.to_string()),
@@ -388,6 +459,7 @@ impl Workspace for Grounding {
                     self.selected = 0;
                     // Answers belong to the benchmark they were made for.
                     self.predictions.clear();
+                    self.others.clear();
                     self.data_gen += 1;
                     self.export_to = loaded.export_to;
                     self.list.filter = Filter::default();

@@ -271,6 +271,21 @@ impl Grounding {
                 widgets::Tag::Below,
             );
         }
+        // Compared models, each in its own colour, on the image its answer names.
+        for (k, (name, answers)) in self.others.iter().enumerate() {
+            if let Some(p) = answers.get(&self.selected).map(|a| &a.prediction)
+                && p.image.or(item.target) == Some(i)
+                && let Some(pb) = p.bbox
+            {
+                widgets::draw_box(
+                    ui,
+                    to_screen(shown, pb),
+                    super::compared_colour(k),
+                    name,
+                    widgets::Tag::Below,
+                );
+            }
+        }
         // Boxes of a live (possibly still streaming) answer.
         if let Some(live) = self.runner.answers.get(&self.selected) {
             for gb in live.parsed.boxes.iter().filter(|b| b.image == i) {
