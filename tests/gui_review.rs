@@ -385,6 +385,74 @@ fn filters_and_sorting_follow_the_review() {
 }
 
 #[test]
+fn draw_delete_zoom_and_fit_from_the_keyboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bench, preds) = demo_on_disk(dir.path());
+    let mut h = harness(vec![bench]);
+    open_and_settle(&mut h, preds);
+    let rect = |h: &Harness<'_, LoupeApp>, i: usize| {
+        h.state()
+            .grounding()
+            .image_rects()
+            .iter()
+            .find(|(k, _)| *k == i)
+            .unwrap()
+            .1
+    };
+    // N, then drag on image 1: a new box after the model's, selected.
+    let r0 = rect(&h, 0);
+    key(&mut h, Key::N);
+    let from = r0.min + r0.size() * 0.2;
+    let to = r0.min + r0.size() * 0.5;
+    drag(&mut h, from, to);
+    let boxes = h.state().grounding().working_boxes(0);
+    assert_eq!(boxes.len(), 2, "{boxes:?}");
+    let drawn = boxes[1];
+    assert_eq!(drawn.image, 0);
+    for (got, want) in [
+        (drawn.bbox.x1, 0.2),
+        (drawn.bbox.y1, 0.2),
+        (drawn.bbox.x2, 0.5),
+        (drawn.bbox.y2, 0.5),
+    ] {
+        assert!((got - want).abs() < 0.01, "{drawn:?}");
+    }
+    assert_eq!(h.state().grounding().selected_box(), Some(1));
+    // Ctrl+→ pulls the left edge in.
+    key_mod(&mut h, Modifiers::COMMAND, Key::ArrowRight);
+    let pulled = h.state().grounding().working_boxes(0)[1].bbox;
+    assert!((pulled.x1 - (drawn.bbox.x1 + 0.002)).abs() < 1e-5 && pulled.x2 == drawn.bbox.x2);
+    // Delete removes it; undo brings it back; Esc deselects.
+    key(&mut h, Key::Delete);
+    assert_eq!(h.state().grounding().working_boxes(0).len(), 1);
+    key_mod(&mut h, Modifiers::COMMAND, Key::Z);
+    assert_eq!(h.state().grounding().working_boxes(0).len(), 2);
+    key(&mut h, Key::Escape);
+    assert_eq!(h.state().grounding().selected_box(), None);
+    // The wheel zooms image 2 around the pointer; F fits it again.
+    let r1 = rect(&h, 1);
+    h.hover_at(r1.center());
+    h.step();
+    h.event(egui::Event::MouseWheel {
+        unit: egui::MouseWheelUnit::Point,
+        delta: egui::vec2(0.0, 200.0),
+        phase: egui::TouchPhase::Move,
+        source: egui::MouseWheelSource::Unknown,
+        modifiers: Modifiers::NONE,
+    });
+    h.run_steps(20);
+    let zoomed = rect(&h, 1);
+    assert!(zoomed.width() > r1.width() * 1.3, "{zoomed:?} vs {r1:?}");
+    assert!(
+        (zoomed.center() - r1.center()).length() < 2.0,
+        "zoom keeps the pointer"
+    );
+    assert_eq!(rect(&h, 0), r0, "other images keep their view");
+    key(&mut h, Key::F);
+    assert_eq!(rect(&h, 1), r1);
+}
+
+#[test]
 fn two_models_are_compared_and_their_disagreements_filtered() {
     let dir = tempfile::tempdir().unwrap();
     let (bench, preds) = demo_on_disk(dir.path());

@@ -605,38 +605,35 @@ impl Grounding {
         } else {
             "Boxes (the model's proposal)"
         });
-        egui::Grid::new("review_boxes")
-            .striped(true)
-            .show(ui, |ui| {
-                for (k, b) in boxes.iter().enumerate() {
-                    let text = format!(
-                        "{}{}: img {}",
-                        if self.view.selected_box == Some(k) {
-                            "> "
-                        } else {
-                            ""
-                        },
-                        k + 1,
-                        b.image + 1
-                    );
-                    ui.label(text);
-                    let r = b.bbox;
-                    let px = sizes
-                        .get(b.image)
-                        .copied()
-                        .flatten()
-                        .map(|[w, h]| {
-                            let p = r.to_pixels(w, h);
-                            format!("  px {:.0} {:.0} {:.0} {:.0}", p[0], p[1], p[2], p[3])
-                        })
-                        .unwrap_or_default();
-                    ui.monospace(format!(
-                        "{:.3} {:.3} {:.3} {:.3}{px}",
-                        r.x1, r.y1, r.x2, r.y2
-                    ));
-                    ui.end_row();
-                }
-            });
+        // Wrapped labels, not a grid: a long line must not widen the panel (and shrink
+        // the images under a drag in progress).
+        for (k, b) in boxes.iter().enumerate() {
+            let marker = if self.view.selected_box == Some(k) {
+                "> "
+            } else {
+                ""
+            };
+            let r = b.bbox;
+            let px = sizes
+                .get(b.image)
+                .copied()
+                .flatten()
+                .map(|[w, h]| {
+                    let p = r.to_pixels(w, h);
+                    format!("  px {:.0} {:.0} {:.0} {:.0}", p[0], p[1], p[2], p[3])
+                })
+                .unwrap_or_default();
+            let text = format!(
+                "{marker}{}: img {}  {:.3} {:.3} {:.3} {:.3}{px}",
+                k + 1,
+                b.image + 1,
+                r.x1,
+                r.y1,
+                r.x2,
+                r.y2
+            );
+            ui.add(egui::Label::new(RichText::new(text).monospace()).wrap());
+        }
         if self.note.0 != i {
             self.note = (i, review.note.clone());
         }
