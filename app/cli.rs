@@ -29,6 +29,8 @@ pub enum Command {
     Index(crate::commands::index::IndexArgs),
     /// Print speed figures as a table (see BENCHMARKS.md).
     Bench(crate::commands::bench::BenchArgs),
+    /// Export a grounding review (COCO JSON, Qwen JSONL, metrics CSV) from its sidecar.
+    Export(crate::commands::export::ExportArgs),
     /// A burst of autosaved review edits (for the crash test; not for users).
     #[command(hide = true)]
     ReviewStress(crate::commands::review_stress::StressArgs),

@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Some(Command::Ground(args)) => loupe::commands::ground::run(&args),
         Some(Command::Index(args)) => loupe::commands::index::run(&args),
         Some(Command::Bench(args)) => loupe::commands::bench::run(&args),
+        Some(Command::Export(args)) => loupe::commands::export::run(&args),
         Some(Command::ReviewStress(args)) => loupe::commands::review_stress::run(&args),
     };
     match result {

@@ -92,6 +92,20 @@ fn drag(h: &mut Harness<'_, LoupeApp>, from: Pos2, to: Pos2) {
     h.run_steps(3);
 }
 
+/// Dismiss the toasts (they name the temporary folder, and expire by wall clock) and
+/// park the pointer on the status bar, so snapshots do not depend on timing.
+fn clear_toasts(h: &mut Harness<'_, LoupeApp>) {
+    loop {
+        let Some(dismiss) = h.query_all_by_label("✖").next() else {
+            break;
+        };
+        dismiss.click();
+        h.run_steps(2);
+    }
+    h.hover_at(pos2(640.0, 792.0));
+    h.run_steps(3);
+}
+
 fn wait_saved(h: &mut Harness<'_, LoupeApp>) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !h.state().grounding().is_saved() {
@@ -295,18 +309,11 @@ fn a_keyboard_review_session_exports_what_was_decided() {
     let want_iou = h.state().grounding().score(0).unwrap().iou;
     assert!((iou0 - want_iou).abs() < 1e-4);
 
-    // The review view, for the README: back on item 2 with its box selected, without
-    // the toasts (they name the temporary folder).
+    // The review view, for the README: back on item 2 with its box selected.
     key(&mut h, Key::K);
     key(&mut h, Key::Num2);
     settle(&mut h);
-    loop {
-        let Some(dismiss) = h.query_all_by_label("✖").next() else {
-            break;
-        };
-        dismiss.click();
-        h.run_steps(2);
-    }
+    clear_toasts(&mut h);
     h.snapshot_options(
         "review_session",
         &SnapshotOptions::new().threshold(1.0).max_failed_pixels(60),
@@ -486,13 +493,7 @@ fn two_models_are_compared_and_their_disagreements_filtered() {
     h.state_mut().grounding_mut().set_selected(1);
     h.run_steps(2);
     settle(&mut h);
-    loop {
-        let Some(dismiss) = h.query_all_by_label("✖").next() else {
-            break;
-        };
-        dismiss.click();
-        h.run_steps(2);
-    }
+    clear_toasts(&mut h);
     h.snapshot_options(
         "review_compare",
         &SnapshotOptions::new().threshold(1.0).max_failed_pixels(60),

@@ -3,6 +3,7 @@
 pub mod bench;
 mod bench_biomed;
 pub mod bench_ground;
+pub mod export;
 pub mod ground;
 pub mod index;
 pub mod render;

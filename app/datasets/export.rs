@@ -3,8 +3,10 @@
 //! 0–1000 integers) and a CSV of per-item metrics; plus readers for the first two, so
 //! exports can be checked by reading them back.
 
-use super::metrics::ItemScore;
-use super::review::{Decision, ReviewBox};
+use super::metrics::{self, ItemScore, Prediction};
+use super::mig_bench::GroundingItem;
+use super::review::{Decision, ItemReview, ReviewBox};
+use crate::image_cache::ImageSource;
 use loupe_models::answer::{NormBox, parse_grounded};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -34,7 +36,88 @@ pub struct ExportItem {
     pub score: Option<ItemScore>,
 }
 
+/// The boxes a model proposes for `item`: its answer's box on the image the answer
+/// names (the target when it names none); with no predictions loaded at all, the
+/// ground truth on the target (reviewing a benchmark's own labels).
+pub fn proposal(
+    item: &GroundingItem,
+    prediction: Option<&Prediction>,
+    any_predictions: bool,
+    y_correction: bool,
+) -> Vec<ReviewBox> {
+    if let Some(p) = prediction
+        && let Some(bbox) = p.bbox
+    {
+        let image = p.image.or(item.target).unwrap_or(0);
+        if image < item.images.len() {
+            let bbox = if y_correction {
+                metrics::migician_y_correction(bbox)
+            } else {
+                bbox
+            };
+            return vec![ReviewBox { image, bbox }];
+        }
+    }
+    match (item.gt, item.target) {
+        (Some(bbox), Some(image)) if !any_predictions => vec![ReviewBox { image, bbox }],
+        _ => Vec::new(),
+    }
+}
+
 impl ExportItem {
+    /// An item as exported (image sizes still zero: `image_size` fills them).
+    pub fn new(
+        index: usize,
+        item: &GroundingItem,
+        review: ItemReview,
+        proposal: Vec<ReviewBox>,
+        score: Option<ItemScore>,
+    ) -> Self {
+        let boxes = review.boxes.clone().unwrap_or_else(|| proposal.clone());
+        Self {
+            index,
+            task: item.task.clone(),
+            question: item.question.clone(),
+            images: item
+                .image_names
+                .iter()
+                .map(|n| ExportImage {
+                    name: n.clone(),
+                    size: [0, 0],
+                })
+                .collect(),
+            target: item.target,
+            decision: review.decision,
+            edited: review.boxes.is_some() && boxes != proposal,
+            boxes,
+            note: review.note,
+            score,
+        }
+    }
+
+    /// Read the pixel sizes of the images of accepted items (COCO needs them), reusing
+    /// sizes already read for the same file name.
+    pub fn fill_sizes(
+        &mut self,
+        sources: &[ImageSource],
+        cache: &mut std::collections::HashMap<String, [u32; 2]>,
+    ) -> Result<(), String> {
+        if self.decision != Decision::Accepted {
+            return Ok(());
+        }
+        for (img, src) in self.images.iter_mut().zip(sources) {
+            img.size = match cache.get(&img.name) {
+                Some(s) => *s,
+                None => {
+                    let s = image_size(src)?;
+                    cache.insert(img.name.clone(), s);
+                    s
+                }
+            };
+        }
+        Ok(())
+    }
+
     /// Only accepted items become training data.
     fn exported(&self) -> bool {
         self.decision == Decision::Accepted && !self.boxes.is_empty()
@@ -232,6 +315,16 @@ pub fn read_qwen_jsonl(text: &str) -> Result<BTreeMap<usize, Vec<ReviewBox>>, St
         out.insert(id, boxes);
     }
     Ok(out)
+}
+
+/// Pixel size from the image header (the whole image only for embedded or tar images).
+pub fn image_size(src: &ImageSource) -> Result<[u32; 2], String> {
+    match src {
+        ImageSource::File(p) => image::image_dimensions(p)
+            .map(|(w, h)| [w, h])
+            .map_err(|e| format!("{}: {e}", p.display())),
+        other => other.decode().map(|img| [img.width(), img.height()]),
+    }
 }
 
 fn csv_field(s: &str) -> String {

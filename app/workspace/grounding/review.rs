@@ -2,8 +2,7 @@
 //! autosave to the sidecar and export.
 
 use super::{Grounding, Mode, ReviewOpen};
-use crate::datasets::export::{self, ExportImage, ExportItem};
-use crate::datasets::metrics;
+use crate::datasets::export::{self, ExportItem};
 use crate::datasets::review::{Decision, ReviewBox, ReviewState};
 use crate::datasets::review_autosave::Autosaver;
 use crate::image_cache::ImageSource;
@@ -23,25 +22,12 @@ impl Grounding {
         let Some(item) = self.items.get(i) else {
             return Vec::new();
         };
-        if let Some(p) = self.predictions.get(&i).map(|a| &a.prediction)
-            && let Some(bbox) = p.bbox
-        {
-            let image = p.image.or(item.target).unwrap_or(0);
-            if image < item.images.len() {
-                let bbox = if self.y_correction {
-                    metrics::migician_y_correction(bbox)
-                } else {
-                    bbox
-                };
-                return vec![ReviewBox { image, bbox }];
-            }
-        }
-        match (item.gt, item.target) {
-            (Some(bbox), Some(image)) if self.predictions.is_empty() => {
-                vec![ReviewBox { image, bbox }]
-            }
-            _ => Vec::new(),
-        }
+        export::proposal(
+            item,
+            self.predictions.get(&i).map(|a| &a.prediction),
+            !self.predictions.is_empty(),
+            self.y_correction,
+        )
     }
 
     /// The boxes that stand for item `i`: the reviewer's, else the proposal.
@@ -415,29 +401,9 @@ impl Grounding {
         (0..self.items.len())
             .map(|i| {
                 let item = &self.items[i];
-                let r = self.review.get(i);
-                let proposal = self.proposal(i);
-                let boxes = r.boxes.clone().unwrap_or_else(|| proposal.clone());
+                let score = self.list.scores.get(i).copied().flatten();
                 (
-                    ExportItem {
-                        index: i,
-                        task: item.task.clone(),
-                        question: item.question.clone(),
-                        images: item
-                            .image_names
-                            .iter()
-                            .map(|n| ExportImage {
-                                name: n.clone(),
-                                size: [0, 0],
-                            })
-                            .collect(),
-                        target: item.target,
-                        decision: r.decision,
-                        edited: r.boxes.is_some() && boxes != proposal,
-                        boxes,
-                        note: r.note,
-                        score: self.list.scores.get(i).copied().flatten(),
-                    },
+                    ExportItem::new(i, item, self.review.get(i), self.proposal(i), score),
                     item.images.clone(),
                 )
             })
@@ -459,23 +425,16 @@ impl Grounding {
         self.review.end_gesture();
         let items = self.export_items();
         self.exporting = Some(shared.worker.spawn("Export review", move |ctx| {
-            let mut sizes: std::collections::HashMap<String, [u32; 2]> = Default::default();
+            let mut sizes = std::collections::HashMap::new();
             let total = items.len().max(1) as f32;
             let mut out = Vec::with_capacity(items.len());
             for (n, (mut item, sources)) in items.into_iter().enumerate() {
                 ctx.check_cancelled()?;
-                if item.decision == Decision::Accepted {
+                if n % 256 == 0 {
                     ctx.progress(n as f32 / total, "reading image sizes");
-                    for (img, src) in item.images.iter_mut().zip(&sources) {
-                        if let Some(s) = sizes.get(&img.name) {
-                            img.size = *s;
-                            continue;
-                        }
-                        let size = image_size(src).map_err(crate::worker::JobError::Failed)?;
-                        sizes.insert(img.name.clone(), size);
-                        img.size = size;
-                    }
                 }
+                item.fill_sizes(&sources, &mut sizes)
+                    .map_err(crate::worker::JobError::Failed)?;
                 out.push(item);
             }
             export::write_all(&dir, &stem, &out)
@@ -661,15 +620,5 @@ impl Grounding {
                     .on_hover_text(f.display().to_string());
             }
         }
-    }
-}
-
-/// Pixel size from the image header (the whole file only for embedded or tar images).
-fn image_size(src: &ImageSource) -> Result<[u32; 2], String> {
-    match src {
-        ImageSource::File(p) => image::image_dimensions(p)
-            .map(|(w, h)| [w, h])
-            .map_err(|e| format!("{}: {e}", p.display())),
-        other => other.decode().map(|img| [img.width(), img.height()]),
     }
 }
