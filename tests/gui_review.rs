@@ -460,6 +460,61 @@ fn draw_delete_zoom_and_fit_from_the_keyboard() {
 }
 
 #[test]
+fn a_corrupt_sidecar_is_kept_aside_and_notes_autosave() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bench, _) = demo_on_disk(dir.path());
+    let sidecar = dir.path().join("bench.json.loupe-review.json");
+    std::fs::write(
+        &sidecar,
+        b"{\"format\": \"loupe-review\", \"items\": {\"0\": {\"dec",
+    )
+    .unwrap();
+    let mut h = harness(vec![bench]);
+    assert!(
+        h.state()
+            .toasts()
+            .iter()
+            .any(|t| t.text.contains("not a review file") && t.text.contains(".corrupt-")),
+        "{:?}",
+        h.state()
+            .toasts()
+            .iter()
+            .map(|t| t.text.clone())
+            .collect::<Vec<_>>()
+    );
+    let aside: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(".corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1);
+    assert!(!sidecar.exists(), "nothing written before the first edit");
+
+    // A note, typed in the inspector, is saved; the corrupt file stays as it was.
+    h.get_by_role_and_label(egui::accesskit::Role::MultilineTextInput, "Note")
+        .click();
+    h.run_steps(2);
+    h.get_by_role_and_label(egui::accesskit::Role::MultilineTextInput, "Note")
+        .type_text("cup, not saucer");
+    h.run_steps(2);
+    key(&mut h, Key::Escape);
+    assert_eq!(
+        h.state().grounding().review().get(0).note,
+        "cup, not saucer"
+    );
+    wait_saved(&mut h);
+    let saved = std::fs::read_to_string(&sidecar).unwrap();
+    assert!(saved.contains("cup, not saucer"), "{saved}");
+    assert_eq!(
+        std::fs::read(&aside[0]).unwrap(),
+        b"{\"format\": \"loupe-review\", \"items\": {\"0\": {\"dec"
+    );
+    // The whole note is one undo step.
+    key_mod(&mut h, Modifiers::COMMAND, Key::Z);
+    assert_eq!(h.state().grounding().review().get(0).note, "");
+}
+
+#[test]
 fn two_models_are_compared_and_their_disagreements_filtered() {
     let dir = tempfile::tempdir().unwrap();
     let (bench, preds) = demo_on_disk(dir.path());
