@@ -577,14 +577,19 @@ impl Workspace for Grounding {
             ui.add(egui::Label::new(RichText::new(&answer.answer).monospace()).wrap());
         }
         ui.separator();
-        ui.label(RichText::new("Images").strong());
-        for (i, name) in item.image_names.iter().enumerate() {
-            ui.label(format!("{}. {name}", i + 1));
-        }
-        ui.separator();
-        let (question, images) = (item.question.clone(), item.images.clone());
+        // The model's Run stays above the fold; the image paths go last.
+        let (question, images, names) = (
+            item.question.clone(),
+            item.images.clone(),
+            item.image_names.clone(),
+        );
         self.runner
             .panel(ui, shared, self.selected, &question, &images);
+        ui.separator();
+        ui.label(RichText::new("Images").strong());
+        for (i, name) in names.iter().enumerate() {
+            ui.label(format!("{}. {name}", i + 1));
+        }
     }
 
     fn handle_keys(&mut self, ctx: &egui::Context) {
