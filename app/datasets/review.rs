@@ -10,6 +10,7 @@ use loupe_models::answer::NormBox;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
@@ -135,7 +136,9 @@ struct Edit {
 /// The review of a whole data set plus its undo history.
 #[derive(Clone, Debug, Default)]
 pub struct ReviewState {
-    items: BTreeMap<usize, ItemReview>,
+    /// Shared with the autosave thread while it serialises a snapshot; an edit copies
+    /// the map only if a write still holds the previous one (`Arc::make_mut`).
+    items: Arc<BTreeMap<usize, ItemReview>>,
     undo: Vec<Edit>,
     redo: Vec<Edit>,
     /// Counts committed edits, undos and redos: the sidecar stores it, and the kill test
@@ -182,10 +185,11 @@ impl ReviewState {
     }
 
     fn store(&mut self, item: usize, review: ItemReview) {
+        let items = Arc::make_mut(&mut self.items);
         if review.is_default() {
-            self.items.remove(&item);
+            items.remove(&item);
         } else {
-            self.items.insert(item, review);
+            items.insert(item, review);
         }
         self.version += 1;
     }
@@ -272,7 +276,7 @@ impl ReviewState {
     pub fn counts(&self, n: usize) -> BTreeMap<Decision, usize> {
         let mut counts: BTreeMap<Decision, usize> = BTreeMap::new();
         let mut touched = 0;
-        for (&i, r) in &self.items {
+        for (&i, r) in self.items.iter() {
             if i < n {
                 *counts.entry(r.decision).or_default() += 1;
                 touched += 1;
@@ -295,6 +299,31 @@ struct SidecarFile {
     items: BTreeMap<usize, ItemReview>,
 }
 
+fn serialize(
+    items: &BTreeMap<usize, ItemReview>,
+    fingerprint: &Fingerprint,
+    revision: u64,
+) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Out<'a> {
+        format: &'a str,
+        version: u32,
+        data: &'a Fingerprint,
+        revision: u64,
+        items: &'a BTreeMap<usize, ItemReview>,
+    }
+    let out = Out {
+        format: FORMAT,
+        version: VERSION,
+        data: fingerprint,
+        revision,
+        items,
+    };
+    // Plain data with integer keys and finite floats: serialising cannot fail, but a
+    // failure would still be better as an empty object than a panic.
+    serde_json::to_vec_pretty(&out).unwrap_or_else(|_| b"{}".to_vec())
+}
+
 /// The sidecar of a data file: `bench.json` → `bench.json.loupe-review.json`.
 pub fn sidecar_path(data_file: &Path) -> PathBuf {
     let mut name = data_file.file_name().unwrap_or_default().to_os_string();
@@ -305,24 +334,18 @@ pub fn sidecar_path(data_file: &Path) -> PathBuf {
 impl ReviewState {
     /// The sidecar's bytes for this state (undo history is not saved).
     pub fn to_sidecar(&self, fingerprint: &Fingerprint) -> Vec<u8> {
-        #[derive(Serialize)]
-        struct Out<'a> {
-            format: &'a str,
-            version: u32,
-            data: &'a Fingerprint,
-            revision: u64,
-            items: &'a BTreeMap<usize, ItemReview>,
-        }
-        let out = Out {
-            format: FORMAT,
-            version: VERSION,
-            data: fingerprint,
-            revision: self.revision,
-            items: &self.items,
-        };
-        // Plain data with string keys and finite floats: serialising cannot fail, but a
-        // failure would still be better as an empty object than a panic.
-        serde_json::to_vec_pretty(&out).unwrap_or_else(|_| b"{}".to_vec())
+        serialize(&self.items, fingerprint, self.revision)
+    }
+
+    /// A cheap snapshot that serialises later, on the autosave thread: the UI thread
+    /// only clones an `Arc`, however big the review.
+    pub fn sidecar_snapshot(
+        &self,
+        fingerprint: &Fingerprint,
+    ) -> impl FnOnce() -> Vec<u8> + Send + 'static {
+        let (items, fingerprint, revision) =
+            (self.items.clone(), fingerprint.clone(), self.revision);
+        move || serialize(&items, &fingerprint, revision)
     }
 
     /// Parse sidecar bytes, checking the format. Returns the state and the fingerprint
@@ -340,11 +363,12 @@ impl ReviewState {
             ));
         }
         let state = ReviewState {
-            items: file
-                .items
-                .into_iter()
-                .filter(|(_, r)| !r.is_default())
-                .collect(),
+            items: Arc::new(
+                file.items
+                    .into_iter()
+                    .filter(|(_, r)| !r.is_default())
+                    .collect(),
+            ),
             revision: file.revision,
             ..Default::default()
         };
@@ -553,6 +577,18 @@ mod tests {
             .collect();
         assert_eq!(aside.len(), 1);
         assert!(aside[0].contains(".other-data-"), "{aside:?}");
+    }
+
+    #[test]
+    fn a_snapshot_is_the_state_when_taken() {
+        let mut s = ReviewState::default();
+        s.edit(3, |r| r.decision = Decision::Accepted);
+        let fp = Fingerprint::of_bytes("d", b"d", 5);
+        let snapshot = s.sidecar_snapshot(&fp);
+        let then = s.to_sidecar(&fp);
+        s.edit(4, |r| r.decision = Decision::Rejected);
+        assert_eq!(snapshot(), then);
+        assert_ne!(s.to_sidecar(&fp), then);
     }
 
     #[test]

@@ -9,10 +9,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+/// Bytes to write, or a snapshot that makes them on the writer thread.
+type Payload = Box<dyn FnOnce() -> Vec<u8> + Send>;
+
 enum Msg {
     Save {
         path: PathBuf,
-        bytes: Vec<u8>,
+        bytes: Payload,
         tag: u64,
     },
     Flush(Sender<()>),
@@ -45,8 +48,23 @@ impl Autosaver {
     /// Queue `bytes` for `path`; `tag` (e.g. the state's version) is reported by
     /// `saved_tag` once written.
     pub fn save(&self, path: PathBuf, bytes: Vec<u8>, tag: u64) {
+        self.save_with(path, move || bytes, tag);
+    }
+
+    /// Like `save`, but the bytes are made on the writer thread (and only for the
+    /// newest of coalesced saves): serialising never costs the UI a frame.
+    pub fn save_with(
+        &self,
+        path: PathBuf,
+        make: impl FnOnce() -> Vec<u8> + Send + 'static,
+        tag: u64,
+    ) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send(Msg::Save { path, bytes, tag });
+            let _ = tx.send(Msg::Save {
+                path,
+                bytes: Box::new(make),
+                tag,
+            });
         }
     }
 
@@ -83,7 +101,7 @@ impl Drop for Autosaver {
 fn writer(rx: &Receiver<Msg>, errors: &Sender<String>, saved: &AtomicU64) {
     while let Ok(first) = rx.recv() {
         // Everything that arrived meanwhile: keep only the newest bytes per file.
-        let mut pending: Vec<(PathBuf, Vec<u8>, u64)> = Vec::new();
+        let mut pending: Vec<(PathBuf, Payload, u64)> = Vec::new();
         let mut acks = Vec::new();
         for msg in std::iter::once(first).chain(rx.try_iter()) {
             match msg {
@@ -95,7 +113,7 @@ fn writer(rx: &Receiver<Msg>, errors: &Sender<String>, saved: &AtomicU64) {
             }
         }
         for (path, bytes, tag) in pending {
-            match crate::atomic::write_atomic(&path, &bytes) {
+            match crate::atomic::write_atomic(&path, &bytes()) {
                 Ok(()) => saved.store(tag, Ordering::Release),
                 Err(e) => {
                     let _ = errors.send(format!("autosave failed: {e:#}"));

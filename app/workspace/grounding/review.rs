@@ -106,7 +106,7 @@ impl Grounding {
         {
             return;
         }
-        saver.save(path.clone(), self.review.to_sidecar(fp), version);
+        saver.save_with(path.clone(), self.review.sidecar_snapshot(fp), version);
         self.queued_version = version;
         self.last_queued = Some(Instant::now());
     }
