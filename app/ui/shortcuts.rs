@@ -230,6 +230,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn grounding_keys_overlap_only_where_a_selected_box_decides() {
+        // ↑ is "previous item" without a selected box and "move it" with one; nothing
+        // else in the review may share a key.
+        for (i, a) in GROUNDING.iter().enumerate() {
+            for b in &GROUNDING[i + 1..] {
+                if a.shortcut == b.shortcut {
+                    assert!(
+                        std::ptr::eq(*b, &MOVE_BOX) || std::ptr::eq(*a, &MOVE_BOX),
+                        "{} vs {}",
+                        a.action,
+                        b.action
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn no_two_global_bindings_share_a_key() {
         for (i, a) in GLOBAL.iter().enumerate() {
             for b in &GLOBAL[i + 1..] {
