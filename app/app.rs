@@ -445,6 +445,8 @@ impl eframe::App for LoupeApp {
     }
 
     fn on_exit(&mut self) {
+        // The review autosaves continuously; this writes a change made this very frame.
+        self.grounding.flush_review();
         self.shared.worker.board().cancel_all();
     }
 }

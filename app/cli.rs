@@ -32,6 +32,11 @@ pub enum Command {
     /// Render splats from a list of cameras with the CPU reference renderer (fixture makers).
     #[command(hide = true)]
     RenderCameras(crate::commands::render_cameras::RenderCamerasArgs),
+    /// Export a grounding review (COCO JSON, Qwen JSONL, metrics CSV) from its sidecar.
+    Export(crate::commands::export::ExportArgs),
+    /// A burst of autosaved review edits (for the crash test; not for users).
+    #[command(hide = true)]
+    ReviewStress(crate::commands::review_stress::StressArgs),
 }
 
 /// Start the GUI, opening `open` once it is up.

@@ -24,6 +24,8 @@ fn main() -> ExitCode {
         Some(Command::Index(args)) => loupe::commands::index::run(&args),
         Some(Command::Bench(args)) => loupe::commands::bench::run(&args),
         Some(Command::RenderCameras(args)) => loupe::commands::render_cameras::run(&args),
+        Some(Command::Export(args)) => loupe::commands::export::run(&args),
+        Some(Command::ReviewStress(args)) => loupe::commands::review_stress::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

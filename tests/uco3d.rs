@@ -404,7 +404,7 @@ fn splat_renders_from_dataset_cameras_match_the_frames() {
                 let u = Undistorter::new(&cv.k, &cv.distortion);
                 let mut cam = cv.pinhole();
                 cam.intrinsics = u.new_k;
-                (cam, u.apply(&frame))
+                (cam, std::sync::Arc::new(u.apply(&frame)))
             };
             let render = render_cpu(splats, &cam);
             let p = psnr(&render, &frame);

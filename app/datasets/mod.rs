@@ -2,9 +2,12 @@
 //! per-record problems, so one bad record never hides the rest of a file.
 
 pub mod biomedica;
+pub mod export;
 pub mod metrics;
 pub mod mig_bench;
 pub mod predictions;
+pub mod review;
+pub mod review_autosave;
 pub mod uco3d;
 
 /// A problem with one record of a file, located precisely enough to fix it.

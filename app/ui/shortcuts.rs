@@ -18,6 +18,7 @@ const fn bind(modifiers: Modifiers, key: Key, action: &'static str) -> Binding {
 const CMD: Modifiers = Modifiers::COMMAND;
 const CMD_SHIFT: Modifiers = Modifiers::COMMAND.plus(Modifiers::SHIFT);
 const NONE: Modifiers = Modifiers::NONE;
+const ALT: Modifiers = Modifiers::ALT;
 
 pub const SHOW_HELP: Binding = bind(NONE, Key::F1, "Show / hide this shortcut overlay");
 pub const OPEN_FILE: Binding = bind(CMD, Key::O, "Open file…");
@@ -84,7 +85,73 @@ pub const LOOK_THROUGH: Binding = bind(
 pub const GRID_LARGER: Binding = bind(NONE, Key::CloseBracket, "Larger thumbnails");
 pub const GRID_SMALLER: Binding = bind(NONE, Key::OpenBracket, "Smaller thumbnails");
 
-pub const GROUNDING: &[&Binding] = &[&NEXT_ITEM, &PREV_ITEM, &NEXT_ITEM_ALT, &PREV_ITEM_ALT];
+// Grounding review. CVAT's N draws a shape and Label Studio's arrows move the selected
+// region; Enter / R / S / U decide and navigate without leaving the home row.
+pub const REVIEW_NEXT: Binding = bind(NONE, Key::ArrowRight, "Next item (no box selected)");
+pub const REVIEW_PREV: Binding = bind(NONE, Key::ArrowLeft, "Previous item (no box selected)");
+pub const ACCEPT: Binding = bind(NONE, Key::Enter, "Accept the item's boxes and go on");
+pub const REJECT: Binding = bind(NONE, Key::R, "Reject the item and go on");
+pub const REJECT_ALT: Binding = bind(NONE, Key::Backspace, "Reject the item and go on");
+pub const SKIP: Binding = bind(NONE, Key::S, "Skip the item (decide later) and go on");
+pub const NEXT_UNREVIEWED: Binding = bind(NONE, Key::U, "Jump to the next unreviewed item");
+pub const IMAGE_1: Binding = bind(NONE, Key::Num1, "Select image 1 (again: its next box)");
+pub const IMAGE_2: Binding = bind(NONE, Key::Num2, "Select image 2");
+pub const IMAGE_3: Binding = bind(NONE, Key::Num3, "Select image 3");
+pub const IMAGE_4: Binding = bind(NONE, Key::Num4, "Select image 4");
+pub const IMAGE_5: Binding = bind(NONE, Key::Num5, "Select image 5");
+pub const IMAGE_6: Binding = bind(NONE, Key::Num6, "Select image 6");
+pub const IMAGES: [&Binding; 6] = [&IMAGE_1, &IMAGE_2, &IMAGE_3, &IMAGE_4, &IMAGE_5, &IMAGE_6];
+pub const DRAW_BOX: Binding = bind(NONE, Key::N, "Draw a new box: then drag on an image");
+pub const DELETE_BOX: Binding = bind(NONE, Key::Delete, "Delete the selected box");
+pub const DESELECT: Binding = bind(NONE, Key::Escape, "Deselect the box / stop drawing");
+pub const MOVE_BOX: Binding = bind(
+    NONE,
+    Key::ArrowUp,
+    "With a box selected, arrows move it (Shift: 10× step)",
+);
+pub const GROW_BOX: Binding = bind(ALT, Key::ArrowUp, "Push the edge the arrow points to out");
+pub const SHRINK_BOX: Binding = bind(
+    CMD,
+    Key::ArrowUp,
+    "Pull the edge opposite the arrow in (shrink)",
+);
+pub const UNDO: Binding = bind(CMD, Key::Z, "Undo the last review edit");
+pub const REDO: Binding = bind(CMD_SHIFT, Key::Z, "Redo");
+pub const REDO_ALT: Binding = bind(CMD, Key::Y, "Redo");
+pub const METRICS_VIEW: Binding = bind(NONE, Key::M, "Metrics table + IoU histogram / images");
+pub const EXPORT: Binding = bind(CMD, Key::E, "Export the review: COCO, Qwen JSONL, CSV");
+
+pub const GROUNDING: &[&Binding] = &[
+    &NEXT_ITEM,
+    &PREV_ITEM,
+    &REVIEW_NEXT,
+    &REVIEW_PREV,
+    &NEXT_ITEM_ALT,
+    &PREV_ITEM_ALT,
+    &NEXT_UNREVIEWED,
+    &ACCEPT,
+    &REJECT,
+    &REJECT_ALT,
+    &SKIP,
+    &IMAGE_1,
+    &IMAGE_2,
+    &IMAGE_3,
+    &IMAGE_4,
+    &IMAGE_5,
+    &IMAGE_6,
+    &DRAW_BOX,
+    &DELETE_BOX,
+    &DESELECT,
+    &MOVE_BOX,
+    &GROW_BOX,
+    &SHRINK_BOX,
+    &FIT_VIEW,
+    &UNDO,
+    &REDO,
+    &REDO_ALT,
+    &METRICS_VIEW,
+    &EXPORT,
+];
 pub const SCENE3D: &[&Binding] = &[
     &FIT_VIEW,
     &ORBIT_LEFT,
@@ -145,27 +212,50 @@ pub fn overlay(ctx: &egui::Context, open: &mut bool, sections: &[(&str, &[&Bindi
         .resizable(false)
         .anchor(egui::Align2::CENTER_CENTER, egui::Vec2::ZERO)
         .show(ctx, |ui| {
-            ui.columns(sections.len(), |cols| {
-                for (col, (title, bindings)) in cols.iter_mut().zip(sections) {
-                    col.heading(*title);
-                    egui::Grid::new(*title)
-                        .striped(true)
-                        .num_columns(2)
-                        .show(col, |ui| {
-                            for b in *bindings {
-                                ui.monospace(ctx.format_shortcut(&b.shortcut));
-                                ui.label(b.action);
-                                ui.end_row();
-                            }
-                        });
-                }
-            });
+            // The review adds many bindings: scroll rather than run off a small screen.
+            egui::ScrollArea::vertical()
+                .max_height(ctx.content_rect().height() * 0.8)
+                .show(ui, |ui| {
+                    ui.columns(sections.len(), |cols| {
+                        for (col, (title, bindings)) in cols.iter_mut().zip(sections) {
+                            col.heading(*title);
+                            egui::Grid::new(*title)
+                                .striped(true)
+                                .num_columns(2)
+                                .show(col, |ui| {
+                                    for b in *bindings {
+                                        ui.monospace(ctx.format_shortcut(&b.shortcut));
+                                        ui.label(b.action);
+                                        ui.end_row();
+                                    }
+                                });
+                        }
+                    });
+                });
         });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grounding_keys_overlap_only_where_a_selected_box_decides() {
+        // ↑ is "previous item" without a selected box and "move it" with one; nothing
+        // else in the review may share a key.
+        for (i, a) in GROUNDING.iter().enumerate() {
+            for b in &GROUNDING[i + 1..] {
+                if a.shortcut == b.shortcut {
+                    assert!(
+                        std::ptr::eq(*b, &MOVE_BOX) || std::ptr::eq(*a, &MOVE_BOX),
+                        "{} vs {}",
+                        a.action,
+                        b.action
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn no_two_global_bindings_share_a_key() {
