@@ -133,6 +133,38 @@ fn token_ids_match_open_clip() {
 }
 
 #[test]
+fn fuzzed_captions_tokenise_identically() {
+    let text = std::fs::read_to_string(fixture().join("tokenizer_fuzz.json")).unwrap();
+    let fuzz: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let tok = Tokenizer::new(77).unwrap();
+    let cases = fuzz["cases"].as_array().unwrap();
+    let mut bad = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        let text = case["text"].as_str().unwrap();
+        let want: Vec<u32> = case["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        let got: Vec<u32> = tok.tokenize(text).into_iter().filter(|&t| t != 0).collect();
+        if got != want {
+            bad.push(format!(
+                "case {i} {text:?}\n  clean {:?}\n  ours {got:?}\n  ref  {want:?}",
+                tok.clean(text)
+            ));
+        }
+    }
+    eprintln!(
+        "fuzz: {} of {} strings differ ({} mojibake strings skipped by the generator)",
+        bad.len(),
+        cases.len(),
+        fuzz["skipped_mojibake"]
+    );
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+#[test]
 fn pixels_match_open_clip_transform() {
     let r = Reference::load();
     let clip = load_clip();

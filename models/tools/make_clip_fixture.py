@@ -125,6 +125,36 @@ def demo_captions() -> list[str]:
     return out
 
 
+FUZZ_SEED = 11
+FUZZ_COUNT = 1500
+
+
+def fuzz_strings() -> list[str]:
+    """Random captions mixing what breaks tokenizers: scripts, accents (composed and
+    combining), emoji with ZWJ, digits, punctuation runs, HTML entities (named, numeric,
+    upper-cased, unterminated), ligatures, full/half-width forms, curly quotes, C1 and other
+    control characters, odd whitespace, `<`, `'s`-style suffixes, special-token text."""
+    rng = np.random.Generator(np.random.PCG64(FUZZ_SEED))
+    pieces = [
+        "cell", "Cells", "H&E", "IHC", "µm", "10", "3.5", "×", "±", "°C", "CD4+", "p<0.05", "α-SMA", "β", "Δ",
+        "naïve", "Café", "e\u0301", "n\u0303", "Straße", "İ", "ΟΔΟΣ", "日本語", "中文", "한국어", "Ελληνικά", "русский",
+        "עברית", "العربية", "हिन्दी", "ไทย", "🧬", "🔬", "👩\u200d🔬", "🇫🇷", "❤️", "&amp;", "&lt;", "&gt;", "&quot;",
+        "&#39;", "&#x27;", "&nbsp;", "&eacute;", "&EACUTE;", "&AMP;", "&amp;amp;", "&notit;", "&ampx", "&#128;", "&#0;",
+        "&#x110000;", "&#xD800;", "&bogus;", "&", "ﬁ", "ﬂ", "ﬃ", "Ĳ", "ǆ", "ＡＢＣ", "ｶﾀｶﾅ", "　", "‘", "’", "“", "”", "ʼ",
+        "\u0085", "\u0093", "\u0094", "\u0096", "\u0000", "\u0007", "\u001c", "\u007f", "\u200b", "\ufeff",
+        "\u2028", "\u00a0", "\t", "\n", "\r\n", "  ", " ", " ", " ", "<b>", "</i>", "<", ">", "'s", "'ll", "'D",
+        "don't", "I'M", "<start_of_text>", "<end_of_text>", "...", "!!", "?!", "--", "—", "–", "(", ")", "[", "]", "/",
+        "\\", "_", "#", "@", "$", "%", "^", "*", "=", "+", "~", "`", "|", "{", "}", "Figure", "1A", "(a)", "2x10^-5",
+        "\x1b[31m", "\x1b[0m", "½", "²", "Ⅻ", "①", "٣", "𝟘", "x\u0308", "ǅ",
+    ]
+    out = []
+    for _ in range(FUZZ_COUNT):
+        n = int(rng.integers(0, 14))
+        s = "".join(pieces[int(rng.integers(0, len(pieces)))] for _ in range(n))
+        out.append(s)
+    return out
+
+
 def images_dir(arg: str | None) -> Path | None:
     cands = [Path(arg)] if arg else [REPO / "shared" / "data" / "images", REPO.parent / "shared" / "data" / "images"]
     for c in cands:
@@ -262,6 +292,22 @@ def references(images: list[dict]) -> tuple[dict, dict]:
         "logit_scale": model.logit_scale.detach().reshape(1).contiguous(),
     }
     cleaned = [oc_tokenizer._clean_lower(c) for c in captions]
+    # Fuzz strings: ids of everything whose text ftfy's mojibake repair leaves alone (the
+    # one ftfy step the Rust cleaner does not restate; see models/src/clip/clean.rs).
+    import ftfy
+
+    fuzz = fuzz_strings()
+    kept = [f for f in fuzz if ftfy.fix_text(f) == ftfy.fix_text(f, fix_encoding=False)]
+    fuzz_ids = tok(kept)
+    fuzz_json = {
+        "seed": FUZZ_SEED,
+        "generated": len(fuzz),
+        "skipped_mojibake": len(fuzz) - len(kept),
+        "cases": [
+            {"text": t, "ids": [int(i) for i in row if i != 0]}
+            for t, row in zip(kept, fuzz_ids.tolist())
+        ],
+    }
     meta = {
         "captions": captions,
         "cleaned": cleaned,
@@ -277,6 +323,7 @@ def references(images: list[dict]) -> tuple[dict, dict]:
             "unicodedata": unicodedata.unidata_version,
         },
     }
+    meta["fuzz"] = fuzz_json
     return tensors, meta
 
 
@@ -305,6 +352,8 @@ def main() -> None:
     from safetensors.torch import save_file
 
     save_file(tensors, FIXTURE / "reference.safetensors")
+    fuzz = meta.pop("fuzz")
+    (FIXTURE / "tokenizer_fuzz.json").write_text(json.dumps(fuzz, ensure_ascii=False) + "\n", encoding="utf-8")
     (FIXTURE / "reference.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     manifest = {
         p.name: hashlib.sha256(p.read_bytes()).hexdigest()
