@@ -27,6 +27,8 @@ pub struct BenchArgs {
     pub skip_frame: bool,
     #[command(flatten)]
     pub ground: super::bench_ground::GroundBenchArgs,
+    #[command(flatten)]
+    pub clip: super::bench_clip::ClipBenchArgs,
     /// `bench biomed`: synthetic samples to write and index (1000000 for the full run).
     #[arg(long, default_value_t = 50_000)]
     pub samples: usize,
@@ -52,6 +54,8 @@ pub enum BenchTarget {
     Ground,
     /// BIOMEDICA shard indexing, filters and search (see `bench_biomed.rs`).
     Biomed,
+    /// OpenCLIP (BMC-CLIP) image/text embedding speed against open-clip-torch.
+    Clip,
 }
 
 pub(crate) fn median(mut v: Vec<Duration>) -> Duration {
@@ -107,6 +111,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         BenchTarget::Splats => splats(args),
         BenchTarget::Ground => super::bench_ground::run(&args.ground, &args.python),
         BenchTarget::Biomed => super::bench_biomed::run(args),
+        BenchTarget::Clip => super::bench_clip::run(&args.clip, &args.python, args.runs),
     }
 }
 

@@ -111,13 +111,22 @@ impl Clip {
     ) -> Result<Self, Error> {
         let files = loader::resolve(source)?;
         let (config, model) = loader::load(&files, dtype, device, progress, cancel)?;
+        Self::from_parts(config, model, source_id(source))
+    }
+
+    /// Wraps a model built elsewhere (e.g. from another `VarBuilder`) with its config.
+    pub fn from_parts(
+        config: ClipConfig,
+        model: ClipModel,
+        model_id: impl Into<String>,
+    ) -> Result<Self, Error> {
         let tokenizer = Tokenizer::new(config.model.text_cfg.context_length)?;
         Ok(Self {
             preprocess: Preprocess::from_config(&config),
             model,
             tokenizer,
             config,
-            model_id: source_id(source),
+            model_id: model_id.into(),
         })
     }
 
@@ -167,6 +176,11 @@ impl Clip {
         )?)
     }
 
+    /// L2-normalised embeddings of already preprocessed pixels `[n, 3, H, W]`.
+    pub fn encode_pixels(&self, pixels: &Tensor) -> Result<Vec<Vec<f32>>, Error> {
+        l2_rows(&self.model.image_features(pixels)?)
+    }
+
     /// L2-normalised image embeddings, one per image, in order.
     pub fn encode_images(&self, images: &[RgbImage]) -> Result<Vec<Vec<f32>>, Error> {
         if let Some(i) = images
@@ -177,8 +191,7 @@ impl Clip {
         }
         let mut out = Vec::with_capacity(images.len());
         for chunk in images.chunks(IMAGE_BATCH) {
-            let pixels = self.pixel_tensor(chunk)?;
-            out.extend(l2_rows(&self.model.image_features(&pixels)?)?);
+            out.extend(self.encode_pixels(&self.pixel_tensor(chunk)?)?);
         }
         Ok(out)
     }

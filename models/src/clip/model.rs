@@ -190,7 +190,7 @@ struct VisionTower {
     ln_pre: Option<LayerNorm>,
     blocks: Vec<Block>,
     ln_post: LayerNorm,
-    proj: Option<Tensor>,
+    proj: Tensor,
     patch: (usize, usize),
     grid: (usize, usize),
     width: usize,
@@ -209,11 +209,7 @@ impl VisionTower {
             .get((width, 3, ph, pw), "conv1.weight")?
             .reshape((width, 3 * ph * pw))?;
         let n_pos = grid.0 * grid.1 + 1;
-        let proj = if vb.contains_tensor("proj") {
-            Some(vb.get((width, cfg.model.embed_dim), "proj")?)
-        } else {
-            None
-        };
+        let proj = vb.get((width, cfg.model.embed_dim), "proj")?;
         Ok(Self {
             patch_w,
             class_embedding: vb.get(width, "class_embedding")?,
@@ -286,10 +282,7 @@ impl VisionTower {
             // LayerNorm is per token, so normalising only the class token is the same.
             self.ln_post.forward(&x.i((.., 0))?.contiguous()?)?
         };
-        match &self.proj {
-            Some(p) => pooled.matmul(p),
-            None => Ok(pooled),
-        }
+        pooled.matmul(&self.proj)
     }
 }
 
