@@ -5,6 +5,7 @@
 
 use candle_core::{D, DType, Device, IndexOp, Module, Result, Tensor};
 use candle_nn::{LayerNorm, VarBuilder, layer_norm};
+use rayon::prelude::*;
 
 use super::config::{ClipConfig, mlp_width};
 
@@ -30,7 +31,7 @@ impl Lin {
         Ok(Self { w, b })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward_no_bias(&self, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims().to_vec();
         let last = *dims.last().unwrap_or(&1);
         let rows = x.elem_count() / last.max(1);
@@ -38,15 +39,19 @@ impl Lin {
             .contiguous()?
             .reshape((rows, last))?
             .matmul(&self.w.t()?)?;
-        let y = match &self.b {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        };
         let mut out = dims;
         if let Some(l) = out.last_mut() {
             *l = self.w.dim(0)?;
         }
         y.reshape(out)
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = self.forward_no_bias(x)?;
+        match &self.b {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
     }
 }
 
@@ -59,12 +64,85 @@ enum Act {
 }
 
 impl Act {
-    fn forward(self, x: &Tensor) -> Result<Tensor> {
+    fn scalar(self, v: f32) -> f32 {
         match self {
-            Self::Gelu => x.gelu_erf(),
-            Self::QuickGelu => x.mul(&candle_nn::ops::sigmoid(&(x * 1.702)?)?),
+            // candle's `gelu_erf` formula, so both paths agree bit for bit.
+            Self::Gelu => {
+                (candle_core::cpu::erf::erf_f32(v * std::f32::consts::FRAC_1_SQRT_2) + 1.0)
+                    * 0.5
+                    * v
+            }
+            Self::QuickGelu => v / (1.0 + (-1.702 * v).exp()),
         }
     }
+
+    /// `act(x + bias)` over the last dimension. Candle's CPU element-wise ops run on one
+    /// thread; for f32 on the CPU this fuses the bias and spreads the rows over rayon
+    /// (the MLP activation is the largest element-wise pass in a ViT-L layer).
+    fn forward_bias(self, x: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        if x.device().is_cpu() && x.dtype() == DType::F32 {
+            let n = x.dim(D::Minus1)?;
+            let b = match bias {
+                Some(b) => b.to_dtype(DType::F32)?.to_vec1::<f32>()?,
+                None => vec![0.0; n],
+            };
+            let mut v = x.flatten_all()?.to_vec1::<f32>()?;
+            v.par_chunks_mut(n.max(1) * 64).for_each(|rows| {
+                for row in rows.chunks_mut(n) {
+                    for (y, &bb) in row.iter_mut().zip(&b) {
+                        *y = self.scalar(*y + bb);
+                    }
+                }
+            });
+            return Tensor::from_vec(v, x.shape(), x.device());
+        }
+        let x = match bias {
+            Some(b) => x.broadcast_add(b)?,
+            None => x.clone(),
+        };
+        match self {
+            Self::Gelu => x.gelu_erf(),
+            Self::QuickGelu => x.mul(&candle_nn::ops::sigmoid(&(&x * 1.702)?)?),
+        }
+    }
+}
+
+/// Softmax over the last dimension, with an optional causal mask (row `i` sees columns
+/// `0..=i` of a square `[…, l, l]` block), in parallel over rows for f32 on the CPU.
+/// Same arithmetic as the reference: max-subtracted exp, divided by the sum.
+fn softmax_rows(att: &Tensor, causal: bool) -> Result<Tensor> {
+    if !(att.device().is_cpu() && att.dtype() == DType::F32) {
+        let att = if causal {
+            let l = att.dim(D::Minus1)?;
+            let m: Vec<f32> = (0..l)
+                .flat_map(|i| (0..l).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+                .collect();
+            att.broadcast_add(&Tensor::from_vec(m, (l, l), att.device())?.to_dtype(att.dtype())?)?
+        } else {
+            att.clone()
+        };
+        return candle_nn::ops::softmax_last_dim(&att);
+    }
+    let l = att.dim(D::Minus1)?;
+    let mut v = att.flatten_all()?.to_vec1::<f32>()?;
+    v.par_chunks_mut(l * 16).enumerate().for_each(|(c, rows)| {
+        for (r, row) in rows.chunks_mut(l).enumerate() {
+            let i = (c * 16 + r) % l;
+            let valid = if causal { i + 1 } else { l };
+            let (keep, masked) = row.split_at_mut(valid);
+            let max = keep.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0f32;
+            for y in keep.iter_mut() {
+                *y = (*y - max).exp();
+                sum += *y;
+            }
+            for y in keep.iter_mut() {
+                *y /= sum;
+            }
+            masked.fill(0.0);
+        }
+    });
+    Tensor::from_vec(v, att.shape(), att.device())
 }
 
 /// open_clip's `ResidualAttentionBlock` with torch's `nn.MultiheadAttention` (packed
@@ -119,7 +197,7 @@ impl Block {
         })
     }
 
-    fn attention(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    fn attention(&self, x: &Tensor, causal: bool) -> Result<Tensor> {
         let (b, l, d) = x.dims3()?;
         let hd = d / self.heads;
         let qkv = self
@@ -131,25 +209,21 @@ impl Block {
         let q = (qkv.i(0)?.contiguous()? * scale)?;
         let k = qkv.i(1)?.contiguous()?;
         let v = qkv.i(2)?.contiguous()?;
-        let att = q.matmul(&k.t()?)?;
-        let att = match mask {
-            Some(m) => att.broadcast_add(m)?,
-            None => att,
-        };
-        let att = candle_nn::ops::softmax_last_dim(&att)?;
+        let att = softmax_rows(&q.matmul(&k.t()?)?, causal)?;
         let o = att.matmul(&v)?.transpose(1, 2)?.reshape((b, l, d))?;
         self.out_proj.forward(&o)
     }
 
-    fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let a = self.attention(&self.ln_1.forward(x)?, mask)?;
+    fn forward(&self, x: &Tensor, causal: bool) -> Result<Tensor> {
+        let a = self.attention(&self.ln_1.forward(x)?, causal)?;
         let a = match &self.ls_1 {
             Some(g) => a.broadcast_mul(g)?,
             None => a,
         };
         let x = (x + a)?;
-        let h = self.c_fc.forward(&self.ln_2.forward(&x)?)?;
-        let m = self.c_proj.forward(&self.act.forward(&h)?)?;
+        let h = self.c_fc.forward_no_bias(&self.ln_2.forward(&x)?)?;
+        let h = self.act.forward_bias(&h, self.c_fc.b.as_ref())?;
+        let m = self.c_proj.forward(&h)?;
         let m = match &self.ls_2 {
             Some(g) => m.broadcast_mul(g)?,
             None => m,
@@ -269,7 +343,7 @@ impl VisionTower {
             x = ln.forward(&x)?;
         }
         for blk in &self.blocks {
-            x = blk.forward(&x, None)?;
+            x = blk.forward(&x, false)?;
         }
         let pooled = if self.avg_pool {
             let n = x.dim(1)?;
@@ -408,16 +482,8 @@ impl TextTower {
             .index_select(&idx, 0)?
             .reshape((b, len, ()))?;
         let mut x = x.broadcast_add(&self.positional_embedding.narrow(0, 0, len)?)?;
-        let mask = if self.causal && len > 1 {
-            let m: Vec<f32> = (0..len)
-                .flat_map(|i| (0..len).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
-                .collect();
-            Some(Tensor::from_vec(m, (len, len), device)?.to_dtype(x.dtype())?)
-        } else {
-            None
-        };
         for blk in &self.blocks {
-            x = blk.forward(&x, mask.as_ref())?;
+            x = blk.forward(&x, self.causal)?;
         }
         let width = x.dim(D::Minus1)?;
         let rows: Vec<u32> = pos
