@@ -198,13 +198,36 @@ impl Clip {
 
     /// L2-normalised text embeddings, one per caption, in order.
     pub fn encode_texts(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, Error> {
-        let mut out = Vec::with_capacity(texts.len());
-        for chunk in texts.chunks(TEXT_BATCH) {
-            let ids: Vec<Vec<u32>> = chunk
-                .par_iter()
-                .map(|t| self.tokenizer.tokenize(t))
-                .collect();
-            out.extend(l2_rows(&self.model.text_features(&ids)?)?);
+        let ids: Vec<Vec<u32>> = texts
+            .par_iter()
+            .map(|t| self.tokenizer.tokenize(t))
+            .collect();
+        // The text tower only runs up to a batch's longest caption, so batches of similar
+        // lengths do the least work: sort by token count, embed, put back in order.
+        let len = |i: usize| ids[i].iter().take_while(|&&t| t != 0).count();
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        order.sort_by_key(|&i| len(i));
+        // A batch also ends where lengths double (once it has 8 rows), so one long caption
+        // does not stretch many short ones to its length.
+        let mut chunks: Vec<&[usize]> = Vec::new();
+        let mut start = 0;
+        for k in 1..=order.len() {
+            let n = k - start;
+            if k == order.len()
+                || n == TEXT_BATCH
+                || (n >= 8 && len(order[k]) > 2 * len(order[start]))
+            {
+                chunks.push(&order[start..k]);
+                start = k;
+            }
+        }
+        let mut out = vec![Vec::new(); ids.len()];
+        for chunk in chunks {
+            let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| ids[i].clone()).collect();
+            let emb = l2_rows(&self.model.text_features(&batch)?)?;
+            for (&i, e) in chunk.iter().zip(emb) {
+                out[i] = e;
+            }
         }
         Ok(out)
     }
