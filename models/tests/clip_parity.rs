@@ -426,3 +426,9 @@ fn half_precision_stays_close() {
         assert!(c > 0.99, "bf16 text cosine {c}");
     }
 }
+
+#[test]
+fn clip_can_live_on_the_inference_thread() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Clip>();
+}
