@@ -27,6 +27,8 @@ pub struct BenchArgs {
     pub skip_frame: bool,
     #[command(flatten)]
     pub ground: super::bench_ground::GroundBenchArgs,
+    #[command(flatten)]
+    pub clip: super::bench_clip::ClipBenchArgs,
     /// `bench biomed`: synthetic samples to write and index (1000000 for the full run).
     #[arg(long, default_value_t = 50_000)]
     pub samples: usize,
@@ -54,6 +56,8 @@ pub enum BenchTarget {
     Biomed,
     /// uCO3D frame fetch (H.264/HEVC vs the ffmpeg CLI) and metadata queries.
     Uco3d,
+    /// OpenCLIP (BMC-CLIP) image/text embedding speed against open-clip-torch.
+    Clip,
 }
 
 pub(crate) fn median(mut v: Vec<Duration>) -> Duration {
@@ -110,6 +114,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         BenchTarget::Ground => super::bench_ground::run(&args.ground, &args.python),
         BenchTarget::Biomed => super::bench_biomed::run(args),
         BenchTarget::Uco3d => super::bench_uco3d::run(args),
+        BenchTarget::Clip => super::bench_clip::run(&args.clip, &args.python, args.runs),
     }
 }
 

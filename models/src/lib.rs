@@ -2,4 +2,5 @@
 //! CLIP retrieval, and parsing of model answers.
 
 pub mod answer;
+pub mod clip;
 pub mod qwen2vl;

@@ -153,43 +153,52 @@ fn hub_cache() -> hf_hub::Cache {
     hf_hub::Cache::from_env()
 }
 
-fn resolve_hub(repo_id: &str, revision: Option<&str>) -> Result<ModelFiles, Error> {
+/// One file of a Hub repo, from the local cache or (unless `HF_HUB_OFFLINE` is set)
+/// downloaded into it. A missing optional file is `Ok(None)`; a missing required one is an
+/// error that says where the cache was searched. Shared with the other models' loaders.
+pub fn hub_file(
+    repo_id: &str,
+    revision: Option<&str>,
+    file: &str,
+    required: bool,
+) -> Result<Option<PathBuf>, Error> {
     use hf_hub::{Repo, RepoType};
     let rev = revision.unwrap_or("main").to_string();
     let repo = Repo::with_revision(repo_id.to_string(), RepoType::Model, rev.clone());
     let cache = hub_cache();
-    let cached = cache.repo(repo.clone());
+    if let Some(p) = cache.repo(repo.clone()).get(file) {
+        return Ok(Some(p));
+    }
     let offline = std::env::var_os("HF_HUB_OFFLINE").is_some_and(|v| v != "0" && !v.is_empty());
     let where_ = cache
         .path()
         .join(format!("models--{}", repo_id.replace('/', "--")))
         .join("snapshots");
-    let get = |file: &str, required: bool| -> Result<Option<PathBuf>, Error> {
-        if let Some(p) = cached.get(file) {
-            return Ok(Some(p));
-        }
-        if offline {
-            return if required {
-                Err(Error::NotFound(format!(
-                    "{repo_id}@{rev}: {file} is not in the Hugging Face cache (looked in {}) and HF_HUB_OFFLINE is set",
-                    where_.display()
-                )))
-            } else {
-                Ok(None)
-            };
-        }
-        let api = hf_hub::api::sync::ApiBuilder::from_cache(hub_cache())
-            .build()
-            .map_err(|e| Error::NotFound(format!("{repo_id}: hub client: {e}")))?;
-        match api.repo(repo.clone()).get(file) {
-            Ok(p) => Ok(Some(p)),
-            Err(e) if required => Err(Error::NotFound(format!(
-                "{repo_id}@{rev}: {file} is not in the Hugging Face cache (looked in {}) and downloading it failed: {e}",
+    if offline {
+        return if required {
+            Err(Error::NotFound(format!(
+                "{repo_id}@{rev}: {file} is not in the Hugging Face cache (looked in {}) and HF_HUB_OFFLINE is set",
                 where_.display()
-            ))),
-            Err(_) => Ok(None),
-        }
-    };
+            )))
+        } else {
+            Ok(None)
+        };
+    }
+    let api = hf_hub::api::sync::ApiBuilder::from_cache(hub_cache())
+        .build()
+        .map_err(|e| Error::NotFound(format!("{repo_id}: hub client: {e}")))?;
+    match api.repo(repo).get(file) {
+        Ok(p) => Ok(Some(p)),
+        Err(e) if required => Err(Error::NotFound(format!(
+            "{repo_id}@{rev}: {file} is not in the Hugging Face cache (looked in {}) and downloading it failed: {e}",
+            where_.display()
+        ))),
+        Err(_) => Ok(None),
+    }
+}
+
+fn resolve_hub(repo_id: &str, revision: Option<&str>) -> Result<ModelFiles, Error> {
+    let get = |file: &str, required: bool| hub_file(repo_id, revision, file, required);
     let config = get("config.json", true)?.ok_or_else(|| Error::NotFound(repo_id.into()))?;
     let weights = match get(INDEX, false)? {
         Some(index) => shard_names(&index)?
@@ -315,35 +324,7 @@ pub fn load(
         None => GenerationConfig::default(),
     };
     let processor = Processor::from_files(&files.tokenizer, files.preprocessor.as_deref(), &cfg)?;
-    for w in &files.weights {
-        check_safetensors_header(w)?;
-    }
-    // SAFETY: the files are mapped read-only. Another process truncating or rewriting
-    // a checkpoint while it is loaded is undefined behaviour; candle has no safe mmap
-    // API, and copying a 15 GB checkpoint into memory first is not an option.
-    #[allow(unsafe_code)]
-    let inner =
-        unsafe { MmapedSafetensors::multi(&files.weights) }.map_err(|e| Error::Weights {
-            path: files
-                .weights
-                .first()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-            msg: e.to_string(),
-        })?;
-    let total = inner
-        .tensors()
-        .iter()
-        .map(|(_, v)| v.data().len() as u64)
-        .sum();
-    let backend = CountingBackend {
-        inner,
-        total,
-        done: AtomicU64::new(0),
-        progress,
-        cancel,
-    };
-    let vb = VarBuilder::from_backend(Box::new(backend), dtype, device.clone());
+    let vb = mmap_var_builder(&files.weights, dtype, device, progress, cancel)?;
     let model = Qwen2VL::new(&cfg, vb).map_err(|e| {
         if cancel() {
             Error::Cancelled
@@ -367,9 +348,52 @@ pub fn load(
     })
 }
 
+/// Maps safetensors files (after checking their headers) into a `VarBuilder` that converts
+/// each tensor to `dtype` on `device` as it is read, checks shapes, reports `progress` in
+/// bytes and stops when `cancel` returns true. Shared with the other models' loaders.
+pub fn mmap_var_builder<'a>(
+    weights: &[PathBuf],
+    dtype: DType,
+    device: &Device,
+    progress: Progress<'a>,
+    cancel: &'a (dyn Fn() -> bool + Sync),
+) -> Result<VarBuilder<'a>, Error> {
+    for w in weights {
+        check_safetensors_header(w)?;
+    }
+    // SAFETY: the files are mapped read-only. Another process truncating or rewriting
+    // a checkpoint while it is loaded is undefined behaviour; candle has no safe mmap
+    // API, and copying a 15 GB checkpoint into memory first is not an option.
+    #[allow(unsafe_code)]
+    let inner = unsafe { MmapedSafetensors::multi(weights) }.map_err(|e| Error::Weights {
+        path: weights
+            .first()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        msg: e.to_string(),
+    })?;
+    let total = inner
+        .tensors()
+        .iter()
+        .map(|(_, v)| v.data().len() as u64)
+        .sum();
+    let backend = CountingBackend {
+        inner,
+        total,
+        done: AtomicU64::new(0),
+        progress,
+        cancel,
+    };
+    Ok(VarBuilder::from_backend(
+        Box::new(backend),
+        dtype,
+        device.clone(),
+    ))
+}
+
 /// Reads the 8-byte header length and JSON header so a truncated or foreign file gets a
 /// clear error before it is mapped.
-fn check_safetensors_header(path: &Path) -> Result<(), Error> {
+pub fn check_safetensors_header(path: &Path) -> Result<(), Error> {
     use std::io::Read;
     let bad = |msg: String| Error::Weights {
         path: path.display().to_string(),
