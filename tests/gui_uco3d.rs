@@ -86,6 +86,22 @@ fn a_sequence_plays_in_sync_and_looks_through_its_cameras() {
         &SnapshotOptions::new().threshold(1.0).max_failed_pixels(200),
     );
 
+    // The sparse SfM points instead of the splats: the same view, new content.
+    h.get_by_label("3D layer").click();
+    h.run_steps(2);
+    h.get_by_label("sparse SfM points").click();
+    settle(&mut h);
+    assert_eq!(h.state().scene3d().splat_count(), 300);
+    h.get_by_label("3D layer").click();
+    h.run_steps(2);
+    h.get_by_label("this frame's depth").click();
+    settle(&mut h);
+    let depth_points = h.state().scene3d().splat_count();
+    assert!(
+        depth_points > 1000 && depth_points < 96 * 72,
+        "{depth_points}"
+    );
+
     // Another sequence from the list: HEVC, portrait, no distortion.
     h.get_by_label_contains("2-30002-40002").click();
     settle(&mut h);

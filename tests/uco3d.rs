@@ -572,3 +572,54 @@ fn browser_queries_filter_sort_and_search() {
     assert_eq!(ds.db.query(&q).unwrap().len(), 1);
     let _ = NdcCamera::from_opencv(&ds.db.frames(DISTORTED).unwrap().0[0].camera.to_opencv());
 }
+
+/// The trigram caption index answers exactly what the full scan answers.
+#[test]
+fn the_caption_index_agrees_with_the_scan() {
+    let ds = open();
+    let dir = tempfile::tempdir().unwrap();
+    let metadata = root().join("metadata.sqlite");
+    let index = loupe::datasets::uco3d::caption_index::index_path(dir.path(), &metadata);
+    loupe::datasets::uco3d::caption_index::ensure(&metadata, &index, &|| false).unwrap();
+    assert!(index.is_file());
+    for needle in [
+        "STRIPES &",
+        "round",
+        "sphere",
+        "10% more",
+        "Broken on",
+        "\"quoted",
+        "zzz-none",
+        "ph",
+    ] {
+        let scan = SequenceQuery {
+            caption: needle.into(),
+            ..Default::default()
+        };
+        let fast = SequenceQuery {
+            caption_index: Some(index.clone()),
+            ..scan.clone()
+        };
+        let a: Vec<_> = ds
+            .db
+            .query(&scan)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        let b: Vec<_> = ds
+            .db
+            .query(&fast)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(a, b, "{needle}");
+    }
+    let q = SequenceQuery {
+        caption: "sphere".into(),
+        caption_index: Some(index),
+        ..Default::default()
+    };
+    assert_eq!(ds.db.query(&q).unwrap()[0].name, DISTORTED);
+}

@@ -389,6 +389,17 @@ impl Workspace for Scene3d {
                 Err(e) => shared.toasts.error(e.to_string()),
             }
         }
+        if let Some(splats) = self.uco3d.as_mut().and_then(Uco3dSession::take_layer) {
+            // Another layer of the same sequence: same view, new content.
+            self.is_point_cloud = splats.sh_degree == 0 && splats.foreground.is_none();
+            self.settings.sh_degree = splats.sh_degree;
+            self.content = Content3d::Splats {
+                splats,
+                sorter: None,
+            };
+            self.scene_id += 1;
+            self.last_sorted = None;
+        }
         let ctx = shared.images.ctx().clone();
         if let Some(loaded) = self.uco3d.as_mut().and_then(|s| s.poll(shared, &ctx)) {
             self.settings.sh_degree = loaded.splats.sh_degree;
@@ -516,9 +527,7 @@ impl Workspace for Scene3d {
     fn inspector(&mut self, ui: &mut Ui, shared: &mut Shared) {
         if let Some(session) = self.uco3d.as_mut() {
             ui.heading("Sequence");
-            let Content3d::Splats { splats, .. } = &self.content;
-            let splats = Some(splats.clone()).filter(|s| !s.is_empty());
-            session.inspector_ui(ui, shared, self.look_through, splats.as_ref());
+            session.inspector_ui(ui, shared, self.look_through);
             ui.checkbox(&mut self.show_frusta, "camera frusta and axes");
             ui.checkbox(
                 &mut self.look_through,

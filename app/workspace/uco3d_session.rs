@@ -5,6 +5,7 @@
 use super::Shared;
 use super::uco3d_frames::{FetchedFrame, FrameFetcher};
 use crate::datasets::uco3d::camera::{Alignment, OpenCvCamera, Undistorter};
+use crate::datasets::uco3d::caption_index;
 use crate::datasets::uco3d::db::{self, MetadataDb, SequenceQuery, SequenceRow, SortBy};
 use crate::datasets::uco3d::{Dataset, Sequence};
 use crate::worker::{JobError, JobHandle};
@@ -32,6 +33,30 @@ pub struct LoadedSequence {
     pub seq: Sequence,
     pub splats: Arc<Splats>,
     pub home: OrbitController,
+}
+
+/// What the 3D view draws for the sequence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layer {
+    Splats,
+    /// `point_cloud.ply`
+    Points,
+    /// `segmented_point_cloud.ply`
+    Segmented,
+    /// `sparse_point_cloud.ply`
+    Sparse,
+    /// The current frame's depth map, unprojected and coloured by the frame.
+    Depth,
+}
+
+impl Layer {
+    const ALL: [(Self, &'static str); 5] = [
+        (Self::Splats, "Gaussian splats"),
+        (Self::Points, "dense point cloud"),
+        (Self::Segmented, "segmented point cloud"),
+        (Self::Sparse, "sparse SfM points"),
+        (Self::Depth, "this frame's depth"),
+    ];
 }
 
 struct Textures {
@@ -69,6 +94,18 @@ pub struct Uco3dSession {
     psnr_job: Option<JobHandle<(usize, f64, u32, u32)>>,
     /// The alignment is applied to the view (the splats stay in their own frame).
     pub aligned: bool,
+    /// The caption trigram index in the cache folder, once built.
+    caption_index: Option<PathBuf>,
+    index_job: Option<JobHandle<PathBuf>>,
+    index_started: bool,
+    pub layer: Layer,
+    /// The sequence's splats, to switch back to from another layer.
+    splats: Option<Arc<Splats>>,
+    layer_job: Option<JobHandle<(Layer, usize, Arc<Splats>)>>,
+    /// Content for the 3D view built by `layer_job`, taken by the workspace.
+    layer_ready: Option<Arc<Splats>>,
+    /// (layer, frame) the view shows.
+    layer_shown: (Layer, usize),
 }
 
 impl Uco3dSession {
@@ -97,6 +134,14 @@ impl Uco3dSession {
             psnr: None,
             psnr_job: None,
             aligned: true,
+            caption_index: None,
+            index_job: None,
+            index_started: false,
+            layer: Layer::Splats,
+            splats: None,
+            layer_job: None,
+            layer_ready: None,
+            layer_shown: (Layer::Splats, 0),
         }
     }
 
@@ -124,6 +169,8 @@ impl Uco3dSession {
 
     pub fn is_busy(&self) -> bool {
         self.query_job.is_some()
+            || self.index_job.is_some()
+            || self.layer_job.is_some()
             || self.load_job.is_some()
             || self.psnr_job.is_some()
             || self.requested.is_some()
@@ -186,6 +233,7 @@ impl Uco3dSession {
     fn run_query(&mut self, shared: &mut Shared) {
         let root = self.root.clone();
         let mut q = self.query.clone();
+        q.caption_index = self.caption_index.clone();
         q.set_list = self
             .set_list_index
             .and_then(|i| self.set_lists.get(i))
@@ -203,6 +251,34 @@ impl Uco3dSession {
 
     /// Take finished jobs; returns a newly loaded sequence for the 3D view to show.
     pub fn poll(&mut self, shared: &mut Shared, ctx: &egui::Context) -> Option<LoadedSequence> {
+        if !self.index_started {
+            self.index_started = true;
+            let metadata = self.root.join("metadata.sqlite");
+            let dir = crate::datasets::biomedica::sidecar::default_dir()
+                .parent()
+                .map_or_else(std::env::temp_dir, Path::to_path_buf)
+                .join("uco3d");
+            self.index_job = Some(shared.worker.spawn("Index uCO3D captions", move |job| {
+                let out = caption_index::index_path(&dir, &metadata);
+                caption_index::ensure(&metadata, &out, &|| job.is_cancelled())
+                    .map_err(JobError::failed)?;
+                Ok(out)
+            }));
+        }
+        if let Some(r) = self.index_job.as_mut().and_then(JobHandle::try_take) {
+            self.index_job = None;
+            match r {
+                Ok(path) => {
+                    self.caption_index = Some(path);
+                    // A search typed while the index was building is answered again, fast.
+                    if !self.query.caption.trim().is_empty() {
+                        self.run_query(shared);
+                    }
+                }
+                Err(JobError::Cancelled) => {}
+                Err(e) => tracing::warn!("caption index: {e} (search scans the captions instead)"),
+            }
+        }
         if let Some(r) = self.query_job.as_mut().and_then(JobHandle::try_take) {
             self.query_job = None;
             match r {
@@ -240,6 +316,24 @@ impl Uco3dSession {
                 }
             }
         }
+        if let Some(r) = self.layer_job.as_mut().and_then(JobHandle::try_take) {
+            self.layer_job = None;
+            match r {
+                Ok((layer, frame, splats)) => {
+                    self.layer_shown = (layer, frame);
+                    self.layer_ready = Some(splats);
+                }
+                Err(JobError::Cancelled) => {}
+                Err(e) => shared.toasts.error(e.to_string()),
+            }
+        }
+        if self.layer == Layer::Depth
+            && self.layer_shown != (Layer::Depth, self.frame)
+            && self.layer_job.is_none()
+            && !self.playing
+        {
+            self.build_layer(shared);
+        }
         let loaded = self.load_job.as_mut().and_then(JobHandle::try_take)?;
         self.load_job = None;
         match loaded {
@@ -264,6 +358,10 @@ impl Uco3dSession {
                     sparse_point_cloud: l.seq.sparse_point_cloud.clone(),
                     problems: l.seq.problems.clone(),
                 }));
+                self.splats = Some(l.splats.clone());
+                self.layer = Layer::Splats;
+                self.layer_shown = (Layer::Splats, 0);
+                self.layer_ready = None;
                 self.textures = None;
                 self.requested = None;
                 self.fetch_error = None;
@@ -307,6 +405,53 @@ impl Uco3dSession {
             f.request(self.frame, &self.frame_list());
             self.requested = Some(self.frame);
         }
+    }
+
+    /// Splats for the 3D view when the layer changed (taken once).
+    pub fn take_layer(&mut self) -> Option<Arc<Splats>> {
+        self.layer_ready.take()
+    }
+
+    /// Build the current layer's content on the worker.
+    fn build_layer(&mut self, shared: &mut Shared) {
+        let Some(seq) = self.seq.clone() else { return };
+        let (layer, frame) = (self.layer, self.frame);
+        if layer == Layer::Splats {
+            self.layer_shown = (layer, frame);
+            self.layer_ready = self.splats.clone();
+            return;
+        }
+        let root = self.root.clone();
+        let image = self
+            .textures
+            .as_ref()
+            .filter(|t| t.index == frame)
+            .map(|t| t.frame.raw.clone());
+        if let Some(job) = self.layer_job.take() {
+            job.cancel();
+        }
+        self.layer_job = Some(shared.worker.spawn("Build the 3D layer", move |_ctx| {
+            let cloud = match layer {
+                Layer::Points => seq.point_cloud.clone(),
+                Layer::Segmented => seq.segmented_point_cloud.clone(),
+                Layer::Sparse => seq.sparse_point_cloud.clone(),
+                Layer::Depth => Some(
+                    depth_cloud(&root, &seq, frame, image.as_deref()).map_err(JobError::Failed)?,
+                ),
+                Layer::Splats => None,
+            };
+            let cloud = cloud.ok_or_else(|| {
+                JobError::Failed(format!(
+                    "{}: this sequence has no such point cloud",
+                    seq.annot.name
+                ))
+            })?;
+            Ok((
+                layer,
+                frame,
+                Arc::new(cloud.to_splats(cloud.default_sigma())),
+            ))
+        }));
     }
 
     /// The annotated frame whose video frame is on screen.
@@ -730,13 +875,7 @@ impl Uco3dSession {
         });
     }
 
-    pub fn inspector_ui(
-        &mut self,
-        ui: &mut Ui,
-        shared: &mut Shared,
-        look_through: bool,
-        splats: Option<&Arc<Splats>>,
-    ) {
+    pub fn inspector_ui(&mut self, ui: &mut Ui, shared: &mut Shared, look_through: bool) {
         let Some(seq) = self.seq.clone() else {
             ui.label(RichText::new("Pick a sequence on the left.").weak());
             return;
@@ -782,6 +921,22 @@ impl Uco3dSession {
                 }
             });
         ui.separator();
+        let before = self.layer;
+        egui::ComboBox::from_label("3D layer")
+            .selected_text(
+                Layer::ALL
+                    .iter()
+                    .find(|(l, _)| *l == self.layer)
+                    .map_or("", |(_, n)| *n),
+            )
+            .show_ui(ui, |ui| {
+                for (l, name) in Layer::ALL {
+                    ui.selectable_value(&mut self.layer, l, name);
+                }
+            });
+        if self.layer != before {
+            self.build_layer(shared);
+        }
         ui.checkbox(&mut self.show_mask, "mask overlay");
         ui.checkbox(&mut self.undistort, "undistort frames (as the loader)");
         ui.checkbox(&mut self.aligned, "canonical alignment");
@@ -793,7 +948,7 @@ impl Uco3dSession {
             if stale
                 && self.psnr_job.is_none()
                 && !self.playing
-                && let Some(s) = splats
+                && let Some(s) = self.splats.as_ref()
             {
                 self.start_psnr(s.clone(), shared);
             }
@@ -856,7 +1011,35 @@ impl Uco3dSession {
             if ui.button("Export frame PNG…").clicked() {
                 self.export_frame(shared);
             }
-            if let Some(s) = splats
+            if let (Some(s), Some(cam)) = (self.splats.clone(), self.current_camera())
+                && ui
+                    .button("Export render PNG…")
+                    .on_hover_text(
+                        "The splats seen by this frame's camera (CPU reference renderer)",
+                    )
+                    .clicked()
+            {
+                let file = format!("{}_render{:03}.png", a.name, self.frame);
+                let _ = shared.worker.spawn("Export render", move |_ctx| {
+                    let Some(path) = rfd::FileDialog::new().set_file_name(&file).save_file() else {
+                        return Ok(());
+                    };
+                    let (w, h) = (cam.intrinsics.width, cam.intrinsics.height);
+                    let settings = RenderSettings {
+                        background: [1.0; 3],
+                        ..Default::default()
+                    };
+                    let img = reference::to_rgba8(&reference::render(&s, &cam, &settings), w, h);
+                    let mut bytes = Vec::new();
+                    img.write_to(
+                        &mut std::io::Cursor::new(&mut bytes),
+                        image::ImageFormat::Png,
+                    )
+                    .map_err(JobError::failed)?;
+                    crate::atomic::write_atomic(&path, &bytes).map_err(JobError::failed)
+                });
+            }
+            if let Some(s) = self.splats.as_ref()
                 && ui.button("Export splats PLY…").clicked()
             {
                 export_ply(s.clone(), &a.name, shared);
@@ -941,6 +1124,49 @@ impl Uco3dSession {
             crate::atomic::write_atomic(&path, &bytes).map_err(JobError::failed)
         });
     }
+}
+
+/// The frame's depth map as a coloured point cloud in the raw frame (colours from the
+/// raw video frame when it is decoded, else grey).
+pub fn depth_cloud(
+    root: &Path,
+    seq: &Sequence,
+    frame: usize,
+    image: Option<&image::RgbaImage>,
+) -> Result<loupe_render::io::PointCloud, String> {
+    let rel = seq
+        .annot
+        .depth_path
+        .as_deref()
+        .ok_or_else(|| format!("{}: no depth maps in the database", seq.annot.name))?;
+    let f = seq.frames.get(frame).ok_or("no such frame")?;
+    let depth = crate::datasets::uco3d::depth::read_depth(
+        &root.join(rel),
+        f.frame_number,
+        f.depth_scale_adjustment.unwrap_or(1.0) as f32,
+    )
+    .map_err(|e| e.to_string())?;
+    let cam = seq.cameras[frame].pinhole();
+    let stride = ((depth.width as usize * depth.height as usize) / 400_000).max(1);
+    let points = depth.unproject(&cam.intrinsics, &cam.world_to_camera, stride);
+    let colors = points
+        .iter()
+        .map(|p| {
+            let px = image.and_then(|img| {
+                let (u, v, _) = cam.project(p)?;
+                (u >= 0.0 && v >= 0.0 && (u as u32) < img.width() && (v as u32) < img.height())
+                    .then(|| img.get_pixel(u as u32, v as u32).0)
+            });
+            px.map_or([180, 180, 180], |c| [c[0], c[1], c[2]])
+        })
+        .collect();
+    Ok(loupe_render::io::PointCloud {
+        positions: points
+            .iter()
+            .map(|p| [p.x as f32, p.y as f32, p.z as f32])
+            .collect(),
+        colors,
+    })
 }
 
 fn export_ply(splats: Arc<Splats>, name: &str, shared: &mut Shared) {

@@ -140,6 +140,9 @@ pub struct SequenceQuery {
     pub sort: SortBy,
     /// Only sequences in this set list (a `set_lists_<name>.sqlite` file).
     pub set_list: Option<PathBuf>,
+    /// A caption index built by [`super::caption_index::ensure`]; without it caption
+    /// search scans every caption.
+    pub caption_index: Option<PathBuf>,
     pub limit: usize,
 }
 
@@ -291,7 +294,17 @@ impl MetadataDb {
             args.push(c.clone().into());
         }
         let needle = q.caption.trim();
-        if !needle.is_empty() {
+        let indexed = q
+            .caption_index
+            .as_ref()
+            .filter(|p| needle.chars().count() >= 3 && p.is_file());
+        if let Some(index) = indexed {
+            self.attach(index, "fts")?;
+            sql.push_str(
+                " AND sequence_name IN (SELECT name FROM fts.captions WHERE captions MATCH ?)",
+            );
+            args.push(super::caption_index::phrase(needle).into());
+        } else if !needle.is_empty() {
             // instr on lower() rather than LIKE: no wildcard escaping for `%` or `_`.
             sql.push_str(
                 " AND (instr(lower(coalesce(_caption_text, '')), ?) > 0 \
@@ -310,19 +323,7 @@ impl MetadataDb {
             args.push(v.into());
         }
         if let Some(set_list) = &q.set_list {
-            self.conn
-                .execute(
-                    "ATTACH DATABASE ? AS sl",
-                    params![format!("file:{}?mode=ro", set_list.display())],
-                )
-                .or_else(|_| {
-                    self.conn.execute("DETACH DATABASE sl", [])?;
-                    self.conn.execute(
-                        "ATTACH DATABASE ? AS sl",
-                        params![format!("file:{}?mode=ro", set_list.display())],
-                    )
-                })
-                .map_err(|e| self.sql_err(e))?;
+            self.attach(set_list, "sl")?;
             sql.push_str(" AND sequence_name IN (SELECT DISTINCT sequence_name FROM sl.set_lists)");
         }
         sql.push_str(match q.sort {
@@ -356,7 +357,25 @@ impl MetadataDb {
         if q.set_list.is_some() {
             let _ = self.conn.execute("DETACH DATABASE sl", []);
         }
+        if indexed.is_some() {
+            let _ = self.conn.execute("DETACH DATABASE fts", []);
+        }
         result.map_err(|e| self.sql_err(e))
+    }
+
+    /// Attach another database read-only under `alias` (re-attaching if a failed query
+    /// left it attached).
+    fn attach(&self, path: &Path, alias: &str) -> Result<(), DbError> {
+        let uri = format!("file:{}?mode=ro", path.display());
+        let sql = format!("ATTACH DATABASE ? AS {alias}");
+        self.conn
+            .execute(&sql, params![uri])
+            .or_else(|_| {
+                self.conn.execute(&format!("DETACH DATABASE {alias}"), [])?;
+                self.conn.execute(&sql, params![uri])
+            })
+            .map(|_| ())
+            .map_err(|e| self.sql_err(e))
     }
 
     pub fn sequence(&self, name: &str) -> Result<Option<SequenceAnnot>, DbError> {

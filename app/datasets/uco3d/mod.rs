@@ -4,6 +4,7 @@
 //! Paths in the database are root-relative and joined as stored, never rebuilt.
 
 pub mod camera;
+pub mod caption_index;
 pub mod db;
 pub mod depth;
 pub mod video;

@@ -233,9 +233,11 @@ impl VideoReader {
                 ffmpeg::format::Pixel::RGBA,
                 w,
                 h,
-                // Same size, so only the chroma upsampling uses the filter; bilinear is
-                // what players use for it.
-                ffmpeg::software::scaling::Flags::BILINEAR,
+                // Same size, so only the chroma upsampling uses the filter. Bit-exact
+                // rounding: the same pixels on every CPU (tests and snapshots compare them).
+                ffmpeg::software::scaling::Flags::BILINEAR
+                    | ffmpeg::software::scaling::Flags::ACCURATE_RND
+                    | ffmpeg::software::scaling::Flags::BITEXACT,
             )
             .map_err(|e| self.err(format!("colour conversion from {fmt:?}: {e}")))?;
             self.scaler = Some((ctx, fmt, w, h));
