@@ -32,6 +32,8 @@ pub enum Content {
     Image,
     /// A JSON / JSONL annotation or prediction file.
     Annotations,
+    /// A JSONL of generic grounding items (`{images, prompt, gt}` a line).
+    GroundingJsonl,
     /// A folder of images (or a benchmark folder holding an annotation file).
     ImageFolder,
     Ply,
@@ -48,7 +50,9 @@ pub enum Content {
 impl Content {
     pub fn workspace(&self) -> WorkspaceKind {
         match self {
-            Self::Image | Self::Annotations | Self::ImageFolder => WorkspaceKind::Grounding,
+            Self::Image | Self::Annotations | Self::GroundingJsonl | Self::ImageFolder => {
+                WorkspaceKind::Grounding
+            }
             Self::Ply | Self::Splat | Self::GsplatDir | Self::Uco3dRoot => WorkspaceKind::Scene3d,
             Self::TarShard | Self::ShardFolder => WorkspaceKind::BioMed,
         }
@@ -121,6 +125,10 @@ fn classify_bytes(path: &Path, head: &[u8], len: u64) -> Option<Content> {
         return Some(Content::Splat);
     }
     let first = head.iter().find(|b| !b.is_ascii_whitespace());
+    // Generic grounding items name their images on every line; prediction lines do not.
+    if ext == "jsonl" && first == Some(&b'{') && head.windows(8).any(|w| w == b"\"images\"") {
+        return Some(Content::GroundingJsonl);
+    }
     if matches!(ext.as_str(), "json" | "jsonl") && matches!(first, Some(b'{' | b'[')) {
         return Some(Content::Annotations);
     }
@@ -188,6 +196,16 @@ mod tests {
         assert_eq!(classify(&splat), Ok(Content::Splat));
         let json = write(dir.path(), "preds.jsonl", b"{\"id\": 1}\n");
         assert_eq!(classify(&json), Ok(Content::Annotations));
+        let generic = write(
+            dir.path(),
+            "items.jsonl",
+            b"{\"images\": [\"a.png\"], \"prompt\": \"p\"}\n",
+        );
+        assert_eq!(classify(&generic), Ok(Content::GroundingJsonl));
+        assert_eq!(
+            Content::GroundingJsonl.workspace(),
+            WorkspaceKind::Grounding
+        );
     }
 
     #[test]

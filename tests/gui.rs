@@ -193,6 +193,38 @@ fn a_dropped_unsupported_file_shows_an_error_naming_it() {
 }
 
 #[test]
+fn a_generic_grounding_jsonl_opens_as_items_with_ground_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let assets = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/images");
+    for name in ["cell.jpg", "coffee.jpg"] {
+        std::fs::copy(assets.join(name), dir.path().join(name)).unwrap();
+    }
+    let path = dir.path().join("items.jsonl");
+    std::fs::write(
+        &path,
+        concat!(
+            "{\"images\": [\"cell.jpg\", \"coffee.jpg\"], \"prompt\": \"Where is the cup?\", ",
+            "\"gt\": [{\"image\": \"coffee.jpg\", \"box\": [0.2, 0.1, 0.8, 0.9], \"label\": \"cup\"}]}\n",
+            "{\"images\": [\"missing.jpg\"], \"prompt\": \"Nothing here\", \"gt\": [{\"image\": 0, \"box\": [100, 100, 500, 500]}]}\n",
+            "{\"images\": \"oops\", \"prompt\": \"bad line\"}\n",
+        ),
+    )
+    .unwrap();
+    let mut h = harness_with(Settings::default(), vec![path]);
+    settle(&mut h);
+    assert_eq!(h.state().settings.tab, WorkspaceKind::Grounding);
+    let items = h.state().grounding().items();
+    assert_eq!(items.len(), 2, "the bad line is reported, the others load");
+    assert_eq!(items[0].target, Some(1));
+    assert_eq!(items[0].question, "Where is the cup?");
+    let gt = items[1].gt.unwrap();
+    assert!(
+        (gt.x1 - 0.1).abs() < 1e-6 && (gt.x2 - 0.5).abs() < 1e-6,
+        "{gt:?}"
+    );
+}
+
+#[test]
 fn a_dropped_predictions_file_replaces_the_model_answers() {
     let dir = tempfile::tempdir().unwrap();
     let preds = dir.path().join("my-model.jsonl");

@@ -3,6 +3,7 @@
 
 pub mod biomedica;
 pub mod export;
+pub mod generic_jsonl;
 pub mod metrics;
 pub mod mig_bench;
 pub mod predictions;

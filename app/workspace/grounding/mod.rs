@@ -375,8 +375,12 @@ fn read_annotation(
     let text = std::str::from_utf8(&bytes)
         .map_err(|e| fail(format!("{}: not UTF-8: {e}", path.display())))?;
     let file = path.display().to_string();
-    let (items, errors) = mig_bench::parse(&file, text, &|p| mig_bench::resolve_on_disk(path, p))
-        .map_err(|e| fail(e.to_string()))?;
+    let resolve = |p: &str| mig_bench::resolve_on_disk(path, p);
+    let (items, errors) = if path.extension().is_some_and(|e| e == "jsonl") {
+        crate::datasets::generic_jsonl::parse(&file, text, &resolve)
+    } else {
+        mig_bench::parse(&file, text, &resolve).map_err(|e| fail(e.to_string()))?
+    };
     ctx.progress(0.8, "reading the review");
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let fingerprint = Fingerprint::of_bytes(&name, &bytes, items.len());
@@ -615,7 +619,9 @@ impl Workspace for Grounding {
                     Ok((file, parsed))
                 }));
             }
-            Content::Annotations => self.load_annotations(path.to_path_buf(), shared),
+            Content::Annotations | Content::GroundingJsonl => {
+                self.load_annotations(path.to_path_buf(), shared);
+            }
             Content::ImageFolder => self.load_folder(path.to_path_buf(), shared),
             other => shared.toasts.error(format!(
                 "{}: {other:?} is not for the Grounding workspace",
