@@ -151,3 +151,44 @@ fn live_boxes_are_drawn_on_the_image_the_answer_names() {
         &SnapshotOptions::new().threshold(1.0).max_failed_pixels(40),
     );
 }
+
+/// "Run on shown items" answers every listed item in turn; each answer is scored as it
+/// lands (the metrics count it), and the answers match single runs of the same model.
+#[test]
+fn a_batch_run_answers_every_shown_item_and_scores_them_live() {
+    let mut h = harness();
+    let n = h.state().grounding().visible().len();
+    assert_eq!(n, 3);
+    h.get_by_label("▶▶ Run on shown items").click();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut counts = Vec::new();
+    loop {
+        h.step();
+        let g = h.state().grounding();
+        let done = g.runner.answers.values().filter(|a| a.done).count();
+        if counts.last() != Some(&done) {
+            counts.push(done);
+        }
+        if done == n && !g.runner.is_busy() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the batch did not finish: {counts:?}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // The answers arrived one by one, not all at the end.
+    assert_eq!(counts.last(), Some(&n));
+    assert!(counts.len() >= n, "{counts:?}");
+    h.run_steps(2);
+    let g = h.state().grounding();
+    assert_eq!(g.model_names()[0], loupe::workspace::grounding::LIVE_MODEL);
+    // Every item has this session's answer (the tiny random model writes no boxes, so
+    // each counts as a parse failure: the metrics really scored them).
+    let (_, all) = g.metrics();
+    assert_eq!((all.count, all.parse_failures), (3, 3));
+    for i in 0..n {
+        assert!(g.runner.answers[&i].done);
+    }
+}

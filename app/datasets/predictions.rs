@@ -21,6 +21,18 @@ pub type Parsed = (
     Vec<RecordError>,
 );
 
+/// A raw answer scored the way the reference evaluation reads it (first box, the image
+/// its wording names).
+pub fn model_answer(answer: &str) -> ModelAnswer {
+    ModelAnswer {
+        answer: answer.to_owned(),
+        prediction: Prediction {
+            bbox: reference_extract(answer),
+            image: referenced_image(answer),
+        },
+    }
+}
+
 pub fn parse_jsonl(file: &str, text: &str) -> Parsed {
     let mut answers = BTreeMap::new();
     let mut model = None;

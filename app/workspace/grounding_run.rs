@@ -2,7 +2,7 @@
 //! own inference thread, answers stream back token by token, and the boxes of the
 //! partial answer are drawn as they appear.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 
 use crossbeam_channel::{Receiver, unbounded};
@@ -36,6 +36,14 @@ pub struct ModelRunner {
     /// The instruction being edited, and the item it was taken from.
     instruction: Option<(usize, String)>,
     folder_dialog: Option<JobHandle<Option<PathBuf>>>,
+    /// Items waiting for a batch run: (item, images, instruction).
+    queue: VecDeque<(usize, Vec<ImageSource>, String)>,
+    /// Items in the current batch (for "k of n").
+    batch_total: usize,
+    /// Answers finished since the workspace last took them (item, raw text).
+    finished: Vec<(usize, String)>,
+    /// The "Run on shown items" button was pressed (the workspace knows the list).
+    pub batch_requested: bool,
 }
 
 impl ModelRunner {
@@ -44,7 +52,34 @@ impl ModelRunner {
     }
 
     pub fn is_busy(&self) -> bool {
-        self.job.is_some() || self.folder_dialog.is_some()
+        self.job.is_some() || self.folder_dialog.is_some() || !self.queue.is_empty()
+    }
+
+    /// Answer every item of `jobs` in turn (one model load, then one request each).
+    pub fn run_batch(&mut self, jobs: Vec<(usize, Vec<ImageSource>, String)>, shared: &Shared) {
+        self.batch_total = jobs.len();
+        self.queue = jobs.into();
+        self.next_in_batch(shared);
+    }
+
+    fn next_in_batch(&mut self, shared: &Shared) {
+        while self.job.is_none() {
+            let Some((item, images, question)) = self.queue.pop_front() else {
+                return;
+            };
+            self.run(item, images, question, shared);
+        }
+    }
+
+    /// "k of n" while a batch runs.
+    pub fn batch_progress(&self) -> Option<(usize, usize)> {
+        (self.batch_total > 0 && (self.job.is_some() || !self.queue.is_empty()))
+            .then(|| (self.batch_total - self.queue.len(), self.batch_total))
+    }
+
+    /// Finished answers, for the workspace to score.
+    pub fn take_finished(&mut self) -> Vec<(usize, String)> {
+        std::mem::take(&mut self.finished)
     }
 
     /// Starts answering `question` about `images` for item `item`.
@@ -145,7 +180,9 @@ impl ModelRunner {
         self.job = Some((item, handle));
     }
 
-    pub fn cancel(&self) {
+    /// Stop the running answer and drop the rest of a batch.
+    pub fn cancel(&mut self) {
+        self.queue.clear();
         if let Some((_, job)) = &self.job {
             job.cancel();
         }
@@ -159,7 +196,10 @@ impl ModelRunner {
                 self.settings.source = dir.display().to_string();
             }
         }
-        let Some((item, _)) = &self.job else { return };
+        let Some((item, _)) = &self.job else {
+            self.next_in_batch(shared);
+            return;
+        };
         let item = *item;
         if let (Some(rx), Some(answer)) = (&self.stream, self.answers.get_mut(&item)) {
             let mut changed = false;
@@ -180,6 +220,7 @@ impl ModelRunner {
         answer.done = true;
         match result {
             Ok(r) => {
+                self.finished.push((item, r.answer.clone()));
                 answer.text = r.answer.clone();
                 answer.parsed = parse_answer(&r.answer, &answer.question, n_images(item));
                 answer.stats = Some(format!(
@@ -190,11 +231,14 @@ impl ModelRunner {
                     r.generated_tokens,
                     r.decode_tokens_per_sec
                 ));
-                if answer.parsed.boxes.is_empty() {
+                if answer.parsed.boxes.is_empty() && self.batch_total == 0 {
                     shared.toasts.info("The model's answer holds no box");
                 }
             }
-            Err(JobError::Cancelled) => answer.stats = Some("cancelled".into()),
+            Err(JobError::Cancelled) => {
+                answer.stats = Some("cancelled".into());
+                self.queue.clear();
+            }
             Err(e) => {
                 answer.stats = Some(e.to_string());
                 shared.toasts.error(e.to_string());
@@ -256,13 +300,20 @@ impl ModelRunner {
             );
         }
         ui.horizontal(|ui| {
-            let can_run = !self.is_running() && !images.is_empty();
+            let can_run = !self.is_busy() && !images.is_empty();
             let run_button = ui
                 .add_enabled(can_run, egui::Button::new(RichText::new("▶ Run").strong()))
                 .on_hover_text("Run the model on this item's images (Ctrl+Enter)");
             let ctrl_enter = ui.input(|i| i.modifiers.command && i.key_pressed(egui::Key::Enter));
             if (run_button.clicked() || ctrl_enter) && can_run {
                 run = true;
+            }
+            if ui
+                .add_enabled(can_run, egui::Button::new("▶▶ Run on shown items"))
+                .on_hover_text("Answer every item the list shows, one after another; the answers become the scored model")
+                .clicked()
+            {
+                self.batch_requested = true;
             }
             if self.is_running()
                 && ui
@@ -275,6 +326,9 @@ impl ModelRunner {
         });
         if run && let Some((_, q)) = self.instruction.clone() {
             self.run(item, images.to_vec(), q, shared);
+        }
+        if let Some((k, n)) = self.batch_progress() {
+            ui.label(RichText::new(format!("Answering item {k} of {n}…")).strong());
         }
         if let Some(answer) = self.answers.get(&item) {
             let color = theme::PALETTE[1];

@@ -55,6 +55,9 @@ pub enum Mode {
     Metrics,
 }
 
+/// The name the answers of a run from the UI are scored under.
+pub const LIVE_MODEL: &str = "this session's model";
+
 pub struct Grounding {
     source_name: String,
     items: Vec<GroundingItem>,
@@ -420,6 +423,32 @@ impl Workspace for Grounding {
         let items = &self.items;
         self.runner
             .poll(shared, |i| items.get(i).map_or(0, |it| it.images.len()));
+        // Answers of a batch run become the scored model as they arrive: list and
+        // metrics update live.
+        let finished = self.runner.take_finished();
+        if !finished.is_empty() {
+            if self.model_name != LIVE_MODEL {
+                self.add_model(LIVE_MODEL.to_owned(), BTreeMap::new());
+            }
+            for (item, text) in finished {
+                self.predictions
+                    .insert(item, predictions::model_answer(&text));
+            }
+            self.data_gen += 1;
+        }
+        if std::mem::take(&mut self.runner.batch_requested) {
+            let jobs: Vec<_> = self
+                .list
+                .visible
+                .iter()
+                .filter_map(|&i| {
+                    self.items
+                        .get(i)
+                        .map(|it| (i, it.images.clone(), it.question.clone()))
+                })
+                .collect();
+            self.runner.run_batch(jobs, shared);
+        }
         if let Some(result) = self.loading_predictions.as_mut().and_then(|h| h.try_take()) {
             self.loading_predictions = None;
             match result {
