@@ -183,6 +183,24 @@ impl Scene3d {
         self.uco3d.as_ref().is_some_and(|s| s.seq.is_some())
     }
 
+    /// Orbit on drag, zoom on scroll, and clear `rect` to the background colour.
+    fn navigate(&mut self, ui: &Ui, response: &egui::Response, rect: egui::Rect) {
+        if response.dragged() {
+            let d = response.drag_delta();
+            self.orbit
+                .orbit(f64::from(d.x) * 0.01, f64::from(d.y) * 0.01);
+        }
+        if response.hovered() {
+            let scroll = ui.input(|i| i.smooth_scroll_delta.y);
+            if scroll != 0.0 {
+                self.orbit.zoom((-f64::from(scroll) * 0.002).exp());
+            }
+        }
+        let [r, g, b] = self.settings.background.map(|v| (v * 255.0).round() as u8);
+        ui.painter()
+            .rect_filled(rect, 0.0, Color32::from_rgb(r, g, b));
+    }
+
     /// Draw the splats seen by `cam` into `rect` (egui's wgpu pass).
     fn paint_splats(&mut self, ui: &Ui, rect: egui::Rect, cam: Camera, shared: &mut Shared) {
         let ppp = ui.ctx().pixels_per_point();
@@ -236,20 +254,9 @@ impl Scene3d {
             egui::Sense::click_and_drag(),
         );
         if response.dragged() {
-            let d = response.drag_delta();
             self.look_through = false;
-            self.orbit
-                .orbit(f64::from(d.x) * 0.01, f64::from(d.y) * 0.01);
         }
-        if response.hovered() {
-            let scroll = ui.input(|i| i.smooth_scroll_delta.y);
-            if scroll != 0.0 {
-                self.orbit.zoom((-f64::from(scroll) * 0.002).exp());
-            }
-        }
-        let [r, g, b] = self.settings.background.map(|v| (v * 255.0).round() as u8);
-        ui.painter()
-            .rect_filled(left, 0.0, Color32::from_rgb(r, g, b));
+        self.navigate(ui, &response, left);
         let ppp = ui.ctx().pixels_per_point();
         let px = |v: f32| (v * ppp).round().max(1.0) as u32;
         let Some(session) = self.uco3d.as_mut() else {
@@ -486,20 +493,7 @@ impl Workspace for Scene3d {
         }
         let (rect, response) =
             ui.allocate_exact_size(ui.available_size(), egui::Sense::click_and_drag());
-        if response.dragged() {
-            let d = response.drag_delta();
-            self.orbit
-                .orbit(f64::from(d.x) * 0.01, f64::from(d.y) * 0.01);
-        }
-        if response.hovered() {
-            let scroll = ui.input(|i| i.smooth_scroll_delta.y);
-            if scroll != 0.0 {
-                self.orbit.zoom((-f64::from(scroll) * 0.002).exp());
-            }
-        }
-        let [r, g, b] = self.settings.background.map(|v| (v * 255.0).round() as u8);
-        ui.painter()
-            .rect_filled(rect, 0.0, Color32::from_rgb(r, g, b));
+        self.navigate(ui, &response, rect);
         let ppp = ui.ctx().pixels_per_point();
         let dataset_cam = self
             .demo
