@@ -32,6 +32,10 @@ pub enum Command {
     /// Render splats from a list of cameras with the CPU reference renderer (fixture makers).
     #[command(hide = true)]
     RenderCameras(crate::commands::render_cameras::RenderCamerasArgs),
+    /// Embed BIOMEDICA shards with BMCA-CLIP (or any OpenCLIP ViT) into an index file.
+    Embed(crate::commands::embed::EmbedArgs),
+    /// Search embedding indexes with a text query or an image.
+    Search(crate::commands::embed::SearchArgs),
     /// Export a grounding review (COCO JSON, Qwen JSONL, metrics CSV) from its sidecar.
     Export(crate::commands::export::ExportArgs),
     /// A burst of autosaved review edits (for the crash test; not for users).

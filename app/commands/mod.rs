@@ -5,6 +5,7 @@ mod bench_biomed;
 pub mod bench_clip;
 pub mod bench_ground;
 mod bench_uco3d;
+pub mod embed;
 pub mod export;
 pub mod ground;
 pub mod index;

@@ -2,6 +2,7 @@
 //! per-record problems, so one bad record never hides the rest of a file.
 
 pub mod biomedica;
+pub mod embeddings;
 pub mod export;
 pub mod generic_jsonl;
 pub mod metrics;
