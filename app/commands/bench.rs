@@ -56,6 +56,8 @@ pub enum BenchTarget {
     Biomed,
     /// uCO3D frame fetch (H.264/HEVC vs the ffmpeg CLI) and metadata queries.
     Uco3d,
+    /// Exact top-k search over embedding index files (`--sizes` vectors of 768 f16).
+    Index,
     /// OpenCLIP (BMC-CLIP) image/text embedding speed against open-clip-torch.
     Clip,
 }
@@ -114,6 +116,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         BenchTarget::Ground => super::bench_ground::run(&args.ground, &args.python),
         BenchTarget::Biomed => super::bench_biomed::run(args),
         BenchTarget::Uco3d => super::bench_uco3d::run(args),
+        BenchTarget::Index => super::bench_index::run(args),
         BenchTarget::Clip => super::bench_clip::run(&args.clip, &args.python, args.runs),
     }
 }

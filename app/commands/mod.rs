@@ -4,6 +4,7 @@ pub mod bench;
 mod bench_biomed;
 pub mod bench_clip;
 pub mod bench_ground;
+mod bench_index;
 mod bench_uco3d;
 pub mod embed;
 pub mod export;
