@@ -293,15 +293,7 @@ impl Scene3d {
         let painter = ui.painter_at(view_rect);
         let to_screen =
             |(u, v): (f64, f64)| view_rect.min + egui::vec2(u as f32 / ppp, v as f32 / ppp);
-        for s in segments {
-            if let (Some(a), Some(b)) = (cam.project(&s.a), cam.project(&s.b)) {
-                let [r, g, b_, a_] = s.rgba;
-                painter.line_segment(
-                    [to_screen((a.0, a.1)), to_screen((b.0, b.1))],
-                    Stroke::new(1.5, Color32::from_rgba_unmultiplied(r, g, b_, a_)),
-                );
-            }
-        }
+        draw_segments(&painter, &segments, &cam, to_screen);
         painter.text(
             view_rect.left_bottom() + egui::vec2(10.0, -10.0),
             egui::Align2::LEFT_BOTTOM,
@@ -340,15 +332,7 @@ impl Scene3d {
                 segments.extend(DemoScene::frustum_segments(c, 0.25, rgba));
             }
         }
-        for s in segments {
-            if let (Some(a), Some(b)) = (cam.project(&s.a), cam.project(&s.b)) {
-                let [r, g, b_, a_] = s.rgba;
-                painter.line_segment(
-                    [to_screen((a.0, a.1)), to_screen((b.0, b.1))],
-                    Stroke::new(1.5, Color32::from_rgba_unmultiplied(r, g, b_, a_)),
-                );
-            }
-        }
+        draw_segments(&painter, &segments, cam, to_screen);
         painter.text(
             rect.left_bottom() + egui::vec2(10.0, -10.0),
             egui::Align2::LEFT_BOTTOM,
@@ -687,5 +671,23 @@ impl Workspace for Scene3d {
             || self.uco3d_opening.is_some()
             || self.demo_pending
             || self.uco3d.as_ref().is_some_and(Uco3dSession::is_busy)
+    }
+}
+
+/// 3-D line segments seen by `cam`, drawn with egui's painter (on top of the splats).
+fn draw_segments(
+    painter: &egui::Painter,
+    segments: &[Segment],
+    cam: &Camera,
+    to_screen: impl Fn((f64, f64)) -> egui::Pos2,
+) {
+    for s in segments {
+        if let (Some(a), Some(b)) = (cam.project(&s.a), cam.project(&s.b)) {
+            let [r, g, b_, a_] = s.rgba;
+            painter.line_segment(
+                [to_screen((a.0, a.1)), to_screen((b.0, b.1))],
+                Stroke::new(1.5, Color32::from_rgba_unmultiplied(r, g, b_, a_)),
+            );
+        }
     }
 }
