@@ -22,8 +22,9 @@ pub struct FetchedFrame {
     pub raw: Arc<image::RgbaImage>,
     /// The loader's undistorted frame (`None` when the camera has no distortion).
     pub undistorted: Option<Arc<image::RgbaImage>>,
-    /// Foreground probability × 255 (the mask video's channel 0).
-    pub mask: Option<Arc<image::GrayImage>>,
+    /// The mask as an overlay: white, alpha = foreground probability × 255 (the mask
+    /// video's channel 0). Built here so the UI thread only uploads it.
+    pub mask: Option<Arc<image::RgbaImage>>,
 }
 
 pub type FetchResult = Result<FetchedFrame, String>;
@@ -149,10 +150,10 @@ fn decode_loop(
                             Some(u) => Arc::new(u.apply(&m.image)),
                             None => m.image,
                         };
-                        Arc::new(image::GrayImage::from_fn(
+                        Arc::new(image::RgbaImage::from_fn(
                             img.width(),
                             img.height(),
-                            |x, y| image::Luma([img.get_pixel(x, y).0[0]]),
+                            |x, y| image::Rgba([255, 255, 255, img.get_pixel(x, y).0[0]]),
                         ))
                     });
                 let fetched = Arc::new(FetchedFrame {

@@ -4,7 +4,7 @@
 
 use super::Shared;
 use super::uco3d_frames::{FetchedFrame, FrameFetcher};
-use crate::datasets::uco3d::camera::{Alignment, OpenCvCamera, Undistorter};
+use crate::datasets::uco3d::camera::{Alignment, OpenCvCamera, optimal_new_intrinsics};
 use crate::datasets::uco3d::caption_index;
 use crate::datasets::uco3d::db::{self, MetadataDb, SequenceQuery, SequenceRow, SortBy};
 use crate::datasets::uco3d::{Dataset, Sequence};
@@ -523,7 +523,8 @@ impl Uco3dSession {
         let cv = seq.cameras.get(self.frame)?;
         let mut cam = cv.pinhole();
         if self.undistort && !cv.distortion.is_zero() {
-            cam.intrinsics = Undistorter::new(&cv.k, &cv.distortion).new_k;
+            // Only the new K: the per-pixel map lives on the frame thread.
+            cam.intrinsics = optimal_new_intrinsics(&cv.k, &cv.distortion);
         }
         Some(cam)
     }
@@ -1211,13 +1212,8 @@ fn upload(ctx: &egui::Context, frame: FetchedFrame) -> Textures {
         .undistorted
         .as_ref()
         .map(|u| tex("uco3d_undistorted", u));
-    let mask = frame.mask.as_ref().map(|m| {
-        // White where foreground, transparent elsewhere; tinted when drawn.
-        let rgba = image::RgbaImage::from_fn(m.width(), m.height(), |x, y| {
-            image::Rgba([255, 255, 255, m.get_pixel(x, y).0[0]])
-        });
-        tex("uco3d_mask", &rgba)
-    });
+    // White where foreground, transparent elsewhere; tinted when drawn.
+    let mask = frame.mask.as_ref().map(|m| tex("uco3d_mask", m));
     Textures {
         index: frame.index,
         raw,
