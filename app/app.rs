@@ -50,7 +50,10 @@ impl LoupeApp {
         let repaint_ctx = ctx.clone();
         let worker = Worker::new(Arc::new(move || repaint_ctx.request_repaint()))?;
         ctx.options_mut(|o| o.zoom_with_keyboard = false);
-        let images = ImageCache::new(ctx.clone(), worker.clone(), ImageCache::DEFAULT_BUDGET);
+        let images = ImageCache::new(ctx.clone(), worker.clone(), ImageCache::DEFAULT_BUDGET)
+            .with_disk_cache(crate::thumbnails::DiskCache::new(
+                crate::thumbnails::DiskCache::default_dir(),
+            ));
         let mut app = Self {
             settings,
             shared: Shared {
@@ -99,6 +102,11 @@ impl LoupeApp {
 
     pub fn biomed(&self) -> &BioMed {
         &self.biomed
+    }
+
+    /// The BioMed workspace and the shared services, for tests driving it directly.
+    pub fn biomed_mut(&mut self) -> (&mut BioMed, &mut Shared) {
+        (&mut self.biomed, &mut self.shared)
     }
 
     pub fn help_visible(&self) -> bool {

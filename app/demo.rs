@@ -70,6 +70,38 @@ pub fn materialize_biomed_shards(dir: &std::path::Path) -> anyhow::Result<Vec<st
     Ok(out)
 }
 
+/// The demo CLIP: the tiny random-weight OpenCLIP model of the parity tests
+/// (`models/tools/make_clip_fixture.py`; 3 MB, 32-d embeddings). It makes semantic
+/// search, "more like this" and zero-shot labelling work end to end on the demo shards
+/// without a download; its rankings are deterministic but carry no meaning.
+pub const CLIP_DEMO_FILES: &[(&str, &[u8])] = &[
+    (
+        "open_clip_config.json",
+        include_bytes!("../models/tests/fixtures/clip_tiny/open_clip_config.json"),
+    ),
+    (
+        "open_clip_model.safetensors",
+        include_bytes!("../models/tests/fixtures/clip_tiny/open_clip_model.safetensors"),
+    ),
+];
+
+/// Folder name of the materialised demo CLIP (it is also the model id).
+pub const CLIP_DEMO_NAME: &str = "loupe-demo-tiny-random-clip";
+
+/// Put the demo CLIP on disk (once) under `dir`; returns its folder. Call from a job.
+pub fn materialize_clip_demo(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    let folder = dir.join(CLIP_DEMO_NAME);
+    for (name, bytes) in CLIP_DEMO_FILES {
+        let path = folder.join(name);
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) {
+            continue;
+        }
+        std::fs::create_dir_all(&folder)?;
+        crate::atomic::write_atomic(&path, bytes)?;
+    }
+    Ok(folder)
+}
+
 /// The uCO3D sample dataset (`scripts/fixtures/make_uco3d_fixture.py`): metadata and
 /// set-list databases plus three sequences' videos, point clouds, depth and splats, as
 /// `(root-relative path, bytes)`. The test oracles next to it are not embedded.

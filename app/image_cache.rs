@@ -87,6 +87,52 @@ pub struct Decoded {
 
 /// Decode (and downscale) an image file's bytes. Pure; runs on a worker.
 pub fn decode(source: &ImageSource, resolution: Resolution) -> Result<Decoded, String> {
+    decode_with(source, resolution, None)
+}
+
+fn to_decoded(img: &image::DynamicImage, original_size: [u32; 2]) -> Decoded {
+    let rgba = img.to_rgba8();
+    let size = [rgba.width() as usize, rgba.height() as usize];
+    Decoded {
+        image: egui::ColorImage::from_rgba_unmultiplied(size, rgba.as_raw()),
+        original_size,
+    }
+}
+
+/// [`decode`] with the thumbnail fast paths: the on-disk cache first, then JPEG
+/// DCT-domain downscaling (`thumbnails`), then the full decode; thumbnails of images
+/// at least twice their size are stored in the disk cache.
+pub fn decode_with(
+    source: &ImageSource,
+    resolution: Resolution,
+    disk: Option<&crate::thumbnails::DiskCache>,
+) -> Result<Decoded, String> {
+    if let Resolution::Thumbnail(side) = resolution {
+        if let Some((img, full)) = disk.and_then(|d| d.get(source, side)) {
+            return Ok(to_decoded(&img, full));
+        }
+        let bytes = source.read()?;
+        let (img, full) = match crate::thumbnails::decode_jpeg_scaled(&bytes, side) {
+            Some(fast) => fast,
+            None => {
+                let img = image::load_from_memory(&bytes)
+                    .map_err(|err| format!("{}: {err}", source.display_name()))?;
+                let full = [img.width(), img.height()];
+                let img = if full[0].max(full[1]) > side {
+                    img.thumbnail(side, side)
+                } else {
+                    img
+                };
+                (img, full)
+            }
+        };
+        if let Some(d) = disk
+            && full[0].max(full[1]) >= 2 * side
+        {
+            d.put(source, side, &img, full);
+        }
+        return Ok(to_decoded(&img, full));
+    }
     let bytes = source.read()?;
     let name = source.display_name();
     let img = image::load_from_memory(&bytes).map_err(|err| format!("{name}: {err}"))?;
@@ -153,6 +199,7 @@ pub struct ImageCache {
     rx: Receiver<DecodeResult>,
     worker: Worker,
     ctx: egui::Context,
+    disk: Option<crate::thumbnails::DiskCache>,
 }
 
 impl ImageCache {
@@ -174,7 +221,14 @@ impl ImageCache {
             rx,
             worker,
             ctx,
+            disk: None,
         }
+    }
+
+    /// Keep thumbnails on disk too (the app does; tests usually do not).
+    pub fn with_disk_cache(mut self, cache: crate::thumbnails::DiskCache) -> Self {
+        self.disk = Some(cache);
+        self
     }
 
     /// Call once at the start of every frame: takes finished decodes, uploads them and
@@ -221,8 +275,9 @@ impl ImageCache {
             self.entries.put(key.clone(), Entry::Loading);
             let tx = self.tx.clone();
             let job_key = key.clone();
+            let disk = self.disk.clone();
             self.worker.spawn_decode(move || {
-                let result = decode(&job_key.source, job_key.resolution);
+                let result = decode_with(&job_key.source, job_key.resolution, disk.as_ref());
                 let _ = tx.send((job_key, result));
             });
         }

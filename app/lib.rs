@@ -17,6 +17,7 @@ pub mod grounding_model;
 pub mod image_cache;
 pub mod routing;
 pub mod state;
+pub mod thumbnails;
 pub mod ui;
 pub mod worker;
 pub mod workspace;

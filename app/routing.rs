@@ -85,7 +85,7 @@ pub fn classify(path: &Path) -> Result<Content, RouteError> {
     }
     classify_bytes(path, &head, meta.len()).ok_or_else(|| {
         fail(
-            "not a supported file (expected an image, a .ply, a .splat, a .tar shard \
+            "not a supported file (expected an image, a .ply, a .splat, a .tar or .parquet shard \
              or a JSON/JSONL annotation file)"
                 .into(),
         )
@@ -113,6 +113,10 @@ fn classify_bytes(path: &Path, head: &[u8], len: u64) -> Option<Content> {
         return Some(Content::Ply);
     }
     if head.len() >= 262 && &head[257..262] == b"ustar" {
+        return Some(Content::TarShard);
+    }
+    // The BIOMEDICA Parquet edition (read through a shard copy, see biomedica::parquet).
+    if head.starts_with(b"PAR1") {
         return Some(Content::TarShard);
     }
     if image::guess_format(head).is_ok() {
@@ -153,10 +157,11 @@ fn classify_dir(dir: &Path) -> Option<Content> {
     };
     // A BIOMEDICA download keeps its shards in licence-subset folders.
     let subset_with_shards = ["commercial", "noncommercial", "other"].iter().any(|s| {
-        std::fs::read_dir(dir.join(s))
-            .is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| extension(&e.path()) == "tar")))
+        std::fs::read_dir(dir.join(s)).is_ok_and(|mut d| {
+            d.any(|e| e.is_ok_and(|e| matches!(extension(&e.path()).as_str(), "tar" | "parquet")))
+        })
     });
-    if has_ext(&["tar"]) || subset_with_shards {
+    if has_ext(&["tar", "parquet"]) || subset_with_shards {
         return Some(Content::ShardFolder);
     }
     if has_ext(&["ply", "splat"]) {
@@ -192,6 +197,8 @@ mod tests {
         tar[257..262].copy_from_slice(b"ustar");
         let tar = write(dir.path(), "shard.000", &tar);
         assert_eq!(classify(&tar), Ok(Content::TarShard));
+        let parquet = write(dir.path(), "rows.bin", b"PAR1\x15\x04");
+        assert_eq!(classify(&parquet), Ok(Content::TarShard));
         let splat = write(dir.path(), "s.splat", &[0u8; 64]);
         assert_eq!(classify(&splat), Ok(Content::Splat));
         let json = write(dir.path(), "preds.jsonl", b"{\"id\": 1}\n");

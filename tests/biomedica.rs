@@ -528,6 +528,38 @@ fn an_exported_selection_is_a_shard_that_indexes_to_the_same_samples() {
         .collect();
     assert_eq!(lines.len(), 13);
     assert_eq!(lines[0]["key"], want[0]);
+    // The CSV manifest, read back by the csv crate: the same rows and fields as the
+    // JSONL (captions with commas and quotes survive the quoting).
+    let mut csv_bytes = Vec::new();
+    let n =
+        loupe::datasets::biomedica::export::write_csv(&cat, &selection, &mut csv_bytes).unwrap();
+    assert_eq!(n, 13);
+    let mut reader = csv::Reader::from_reader(csv_bytes.as_slice());
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 13);
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    for (row, line) in rows.iter().zip(&lines) {
+        assert_eq!(row[col("key")], *line["key"].as_str().unwrap());
+        assert_eq!(
+            row[col("caption_prefix")],
+            *line["caption_prefix"].as_str().unwrap()
+        );
+        assert_eq!(row[col("license")], *line["license"].as_str().unwrap());
+        let primary: Vec<&str> = line["primary_labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(row[col("primary_labels")], primary.join("; "));
+        assert_eq!(row[col("width")], line["image_size"][0].to_string());
+    }
 }
 
 /// Seeded damage of every kind a download or a disk can do: the indexer must report,
@@ -669,4 +701,156 @@ fn every_jpeg_decodes_from_its_byte_range_with_pillows_size_and_colour() {
         }
     }
     assert_eq!(cmyk, 2);
+}
+
+/// "Show the duplicates": the group filter shows exactly the samples whose manifest
+/// `image_hash` equals the selected one's.
+#[test]
+fn a_duplicate_group_is_every_sample_with_the_same_image_hash() {
+    let m = manifest();
+    let mut groups: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for shard in m["shards"].as_array().unwrap() {
+        for s in shard["samples"].as_array().unwrap() {
+            if let Some(h) = s["fields"]["image_hash"].as_str().filter(|h| !h.is_empty()) {
+                groups
+                    .entry(h.to_owned())
+                    .or_default()
+                    .insert(s["key"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    let mut cat = Catalog::default();
+    for rel in GOOD {
+        cat.add_shard(index(rel));
+    }
+    cat.finish();
+    let mut checked = 0;
+    for keys in groups.values().filter(|k| k.len() > 1) {
+        let first = keys.iter().next().unwrap();
+        let id = (0..cat.len() as u32)
+            .find(|&i| cat.key(i) == first)
+            .unwrap();
+        assert_eq!(cat.duplicate_count(id) as usize, keys.len(), "{first}");
+        let shown: BTreeSet<String> = cat
+            .apply(&Filter {
+                same_image: cat.item(id).map(|it| it.hash),
+                ..Default::default()
+            })
+            .into_iter()
+            .map(|i| cat.key(i).to_owned())
+            .collect();
+        assert_eq!(&shown, keys);
+        checked += 1;
+    }
+    assert!(checked > 0, "the fixture has duplicate groups");
+}
+
+/// Opening the Parquet edition in the browser: it is indexed through a WebDataset copy
+/// in the cache folder and yields the same samples (keys in row order, captions, fields,
+/// image bytes) as the tar shard it was made from; a second open reuses the copy.
+#[test]
+fn a_parquet_file_opens_as_the_same_samples_as_its_shard() {
+    let m = manifest();
+    let p = &m["parquet"];
+    let cache = tempfile::tempdir().unwrap();
+    let folder = root().join("parquet");
+    let (cat, stats) = loupe::datasets::biomedica::build_catalog(
+        std::slice::from_ref(&folder),
+        cache.path(),
+        &|_, _| {},
+        &|| false,
+    )
+    .unwrap();
+    assert!(stats.failed.is_empty(), "{:?}", stats.failed);
+    assert_eq!(stats.samples, p["rows"].as_u64().unwrap() as usize);
+    let keys: Vec<&str> = (0..cat.len() as u32).map(|i| cat.key(i)).collect();
+    assert_eq!(keys, strs(&p["keys_in_order"]));
+    let mut tar = Catalog::default();
+    tar.add_shard(index(p["from_shard"].as_str().unwrap()));
+    for id in 0..cat.len() as u32 {
+        let t = (0..tar.len() as u32)
+            .find(|&j| tar.key(j) == cat.key(id))
+            .unwrap();
+        assert_eq!(cat.subset(id), "other");
+        assert_eq!(cat.primary_labels(id), tar.primary_labels(t));
+        assert_eq!(cat.license(id), tar.license(t));
+        for ext in [Ext::Jpg, Ext::Txt] {
+            assert_eq!(
+                cat.read_member(id, ext).ok(),
+                tar.read_member(t, ext).ok(),
+                "{} .{}",
+                cat.key(id),
+                ext.as_str()
+            );
+        }
+    }
+    let (_, again) =
+        loupe::datasets::biomedica::build_catalog(&[folder], cache.path(), &|_, _| {}, &|| false)
+            .unwrap();
+    assert_eq!(again.built, 0, "the copy and its sidecar are reused");
+}
+
+/// Title and MeSH search: the items found are exactly those whose title or MeSH terms
+/// (read here from each sample's whole JSON document) hold a word containing
+/// the query; "both" is the union with the caption hits.
+#[test]
+fn titles_and_mesh_terms_are_searchable() {
+    use loupe::datasets::biomedica::catalog::SearchIn;
+    let mut cat = Catalog::default();
+    for rel in GOOD {
+        cat.add_shard(index(rel));
+    }
+    let words = |text: &str| -> Vec<String> {
+        text.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let mut article_words: Vec<Vec<String>> = Vec::new();
+    let mut mesh_seen = Vec::new();
+    for id in 0..cat.len() as u32 {
+        let json: Value = cat
+            .read_member(id, Ext::Json)
+            .ok()
+            // Whole-document parse (lone surrogate escapes read as U+FFFD), not the
+            // indexer's early-stopping field collector.
+            .and_then(|b| loupe::datasets::biomedica::meta::parse_lenient(&b).ok())
+            .unwrap_or(Value::Null);
+        let mut text = json["article_title"].as_str().unwrap_or("").to_owned();
+        if let Some(list) = json["article_mesh_terms"].as_array() {
+            for m in list.iter().filter_map(Value::as_str) {
+                text.push('\n');
+                text.push_str(m);
+                mesh_seen.extend(words(m));
+            }
+        }
+        article_words.push(words(&text));
+    }
+    assert!(!mesh_seen.is_empty(), "the fixture has MeSH terms");
+    let mut queries = vec!["spaceflight".to_owned(), "retinal".to_owned()];
+    queries.push(mesh_seen[0].clone());
+    queries.push(mesh_seen[mesh_seen.len() / 2].clone());
+    for q in &queries {
+        let want: BTreeSet<u32> = (0..cat.len() as u32)
+            .filter(|&i| {
+                article_words[i as usize]
+                    .iter()
+                    .any(|w| w.contains(q.as_str()))
+            })
+            .collect();
+        assert!(!want.is_empty(), "{q}");
+        let find = |scope| -> BTreeSet<u32> {
+            cat.apply(&Filter {
+                query: q.clone(),
+                search_in: scope,
+                ..Default::default()
+            })
+            .into_iter()
+            .collect()
+        };
+        assert_eq!(find(SearchIn::Articles), want, "{q}");
+        let captions = find(SearchIn::Captions);
+        let both: BTreeSet<u32> = want.union(&captions).copied().collect();
+        assert_eq!(find(SearchIn::Both), both, "{q}");
+    }
 }

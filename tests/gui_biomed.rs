@@ -145,9 +145,10 @@ fn opened_shards_are_indexed_counted_filtered_and_searched() {
         .iter()
         .map(|h| h["key"].as_str().unwrap())
         .collect();
-    h.get_by_role(egui::accesskit::Role::TextInput).click();
+    let search = || (egui::accesskit::Role::TextInput, "Search text");
+    h.get_by_role_and_label(search().0, search().1).click();
     h.run_steps(2);
-    h.get_by_role(egui::accesskit::Role::TextInput)
+    h.get_by_role_and_label(search().0, search().1)
         .type_text("microaneurysm");
     settle(&mut h);
     let got: std::collections::BTreeSet<&str> =

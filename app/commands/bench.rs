@@ -42,9 +42,13 @@ pub struct BenchArgs {
     /// `bench biomed`: skip the (slow) Python baselines.
     #[arg(long)]
     pub skip_python: bool,
-    /// `bench biomed`: where to write the synthetic shards (default: a temp folder).
+    /// `bench biomed` / `bench index`: where to write the synthetic shards or index files
+    /// (default: a temp folder).
     #[arg(long)]
     pub dir: Option<std::path::PathBuf>,
+    /// `bench index`: build and measure the HNSW graph up to this many vectors.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub ann_max: usize,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -56,7 +60,9 @@ pub enum BenchTarget {
     Biomed,
     /// uCO3D frame fetch (H.264/HEVC vs the ffmpeg CLI) and metadata queries.
     Uco3d,
-    /// Exact top-k search over embedding index files (`--sizes` vectors of 768 f16).
+    /// BioMed grid frame times while scrolling a large catalog, thumbnail throughput.
+    Grid,
+    /// Exact and HNSW top-k search over embedding index files (`--sizes` vectors of 768 f16).
     Index,
     /// OpenCLIP (BMC-CLIP) image/text embedding speed against open-clip-torch.
     Clip,
@@ -117,6 +123,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         BenchTarget::Biomed => super::bench_biomed::run(args),
         BenchTarget::Uco3d => super::bench_uco3d::run(args),
         BenchTarget::Index => super::bench_index::run(args),
+        BenchTarget::Grid => super::bench_grid::run(args),
         BenchTarget::Clip => super::bench_clip::run(&args.clip, &args.python, args.runs),
     }
 }

@@ -5,6 +5,7 @@
 //! indexed Job splits the work without coordination; `loupe search` takes several index
 //! files and searches them as one (they must come from the same model).
 
+use crate::datasets::ann::{self, AnnIndex, AnnParams};
 use crate::datasets::biomedica;
 use crate::datasets::biomedica::tar_index::Ext;
 use crate::datasets::embeddings::{self, EmbeddingIndex};
@@ -27,6 +28,10 @@ pub struct EmbedArgs {
     pub shard: Option<(usize, usize)>,
     #[arg(long, default_value_t = 16)]
     pub batch: usize,
+    /// Also build the approximate (HNSW) graph `<out>.usearch`; done anyway from
+    /// 2,000,000 vectors, where exact search gets slow.
+    #[arg(long)]
+    pub ann: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -45,6 +50,9 @@ pub struct SearchArgs {
     /// More index files searched together with the first (e.g. one per `--shard` share).
     #[arg(long = "also")]
     pub also: Vec<PathBuf>,
+    /// Scan every vector even where an approximate graph (`<index>.usearch`) exists.
+    #[arg(long)]
+    pub exact: bool,
 }
 
 fn load(model: &str) -> anyhow::Result<Clip> {
@@ -103,6 +111,19 @@ pub fn embed(args: &EmbedArgs) -> anyhow::Result<()> {
     let bytes = embeddings::encode(clip.model_id(), clip.embed_dim(), &entries)
         .map_err(anyhow::Error::msg)?;
     crate::atomic::write_atomic(&args.out, &bytes)?;
+    if args.ann || entries.len() >= ann::AUTO_THRESHOLD {
+        let index = EmbeddingIndex::open(&args.out)?;
+        let graph = AnnIndex::build(
+            &index,
+            AnnParams::default(),
+            &|n| eprintln!("graph: {n} of {}", index.len()),
+            &|| false,
+        )
+        .map_err(anyhow::Error::msg)?;
+        let path = ann::ann_path(&args.out);
+        graph.save(&path).map_err(anyhow::Error::msg)?;
+        eprintln!("{}: approximate search graph", path.display());
+    }
     eprintln!(
         "{}: {} vectors of {} from {} shards ({} skipped), model {}",
         args.out.display(),
@@ -144,14 +165,26 @@ pub fn search(args: &SearchArgs) -> anyhow::Result<()> {
         (Some(text), None) => clip.encode_texts(&[text.as_str()])?.remove(0),
         (None, None) => anyhow::bail!("give a text query or --image"),
     };
-    let mut hits: Vec<(f32, &str)> = indexes
-        .iter()
-        .flat_map(|idx| {
+    let paths: Vec<&PathBuf> = std::iter::once(&args.index).chain(&args.also).collect();
+    let mut hits: Vec<(f32, &str)> = Vec::new();
+    for (idx, path) in indexes.iter().zip(paths) {
+        let graph = ann::ann_path(path);
+        let found = if !args.exact && graph.is_file() {
+            let g = AnnIndex::view(&graph).map_err(anyhow::Error::msg)?;
+            anyhow::ensure!(
+                g.len() == idx.len(),
+                "{}: {} vectors, but {} has {} (rebuild it with loupe embed --ann)",
+                graph.display(),
+                g.len(),
+                path.display(),
+                idx.len()
+            );
+            g.search(&query, args.k).map_err(anyhow::Error::msg)?
+        } else {
             idx.search(&query, args.k)
-                .into_iter()
-                .map(move |(i, s)| (s, idx.keys[i].as_str()))
-        })
-        .collect();
+        };
+        hits.extend(found.into_iter().map(|(i, s)| (s, idx.keys[i].as_str())));
+    }
     hits.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
     for (score, key) in hits.into_iter().take(args.k) {
         println!("{score:.4}\t{key}");

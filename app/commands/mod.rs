@@ -3,6 +3,7 @@
 pub mod bench;
 mod bench_biomed;
 pub mod bench_clip;
+mod bench_grid;
 pub mod bench_ground;
 mod bench_index;
 mod bench_uco3d;

@@ -29,34 +29,72 @@ pub fn encode(
     dim: usize,
     entries: &[(String, Vec<f32>)],
 ) -> Result<Vec<u8>, String> {
+    if let Some((key, v)) = entries.iter().find(|(_, v)| v.len() != dim) {
+        return Err(format!("{key}: {} values, expected {dim}", v.len()));
+    }
+    let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
     let mut out = Vec::new();
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&(dim as u32).to_le_bytes());
-    out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
-    out.extend_from_slice(&(model_id.len() as u32).to_le_bytes());
-    out.extend_from_slice(model_id.as_bytes());
-    let mut keys = Vec::new();
-    for (key, v) in entries {
-        if v.len() != dim {
-            return Err(format!("{key}: {} values, expected {dim}", v.len()));
-        }
-        let len = u16::try_from(key.len()).map_err(|_| format!("key too long: {key}"))?;
-        keys.extend_from_slice(&len.to_le_bytes());
-        keys.extend_from_slice(key.as_bytes());
-    }
-    out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
-    out.extend_from_slice(&keys);
-    while !out.len().is_multiple_of(64) {
-        out.push(0);
-    }
-    for (_, v) in entries {
-        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-        for x in v {
-            out.extend_from_slice(&f16::from_f32(x / norm).to_le_bytes());
-        }
-    }
+    write_to(
+        &mut out,
+        model_id,
+        dim,
+        &keys,
+        entries.iter().map(|(_, v)| v.clone()),
+    )
+    .map_err(|e| e.to_string())?;
     Ok(out)
+}
+
+/// Stream an index to `out` without holding the vectors (the benchmark writes 10M):
+/// `vectors` must yield `keys.len()` vectors of `dim` values.
+pub fn write_to(
+    out: &mut impl std::io::Write,
+    model_id: &str,
+    dim: usize,
+    keys: &[&str],
+    vectors: impl Iterator<Item = Vec<f32>>,
+) -> std::io::Result<()> {
+    let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, m);
+    let mut head = Vec::new();
+    head.extend_from_slice(MAGIC);
+    head.extend_from_slice(&VERSION.to_le_bytes());
+    head.extend_from_slice(&(dim as u32).to_le_bytes());
+    head.extend_from_slice(&(keys.len() as u64).to_le_bytes());
+    head.extend_from_slice(&(model_id.len() as u32).to_le_bytes());
+    head.extend_from_slice(model_id.as_bytes());
+    let mut table = Vec::new();
+    for key in keys {
+        let len = u16::try_from(key.len()).map_err(|_| bad(format!("key too long: {key}")))?;
+        table.extend_from_slice(&len.to_le_bytes());
+        table.extend_from_slice(key.as_bytes());
+    }
+    head.extend_from_slice(&(table.len() as u64).to_le_bytes());
+    head.extend_from_slice(&table);
+    while !head.len().is_multiple_of(64) {
+        head.push(0);
+    }
+    out.write_all(&head)?;
+    let mut written = 0usize;
+    let mut row = Vec::with_capacity(dim * 2);
+    for v in vectors.take(keys.len()) {
+        if v.len() != dim {
+            return Err(bad(format!(
+                "vector {written}: {} values, expected {dim}",
+                v.len()
+            )));
+        }
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+        row.clear();
+        for x in &v {
+            row.extend_from_slice(&f16::from_f32(x / norm).to_le_bytes());
+        }
+        out.write_all(&row)?;
+        written += 1;
+    }
+    if written != keys.len() {
+        return Err(bad(format!("{written} vectors for {} keys", keys.len())));
+    }
+    Ok(())
 }
 
 /// An open index.
@@ -157,44 +195,24 @@ impl EmbeddingIndex {
     /// The `k` most similar vectors to `query` (cosine), best first: exact, over every
     /// vector, in parallel chunks whose partial top-k lists are merged.
     pub fn search(&self, query: &[f32], k: usize) -> Vec<(usize, f32)> {
-        if query.len() != self.dim || k == 0 {
+        let Some(q) = self.normalised(query) else {
+            return Vec::new();
+        };
+        if k == 0 {
             return Vec::new();
         }
-        let norm = query.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-        let q: Vec<f32> = query.iter().map(|x| x / norm).collect();
-        let bytes = &self.data[self.offset..self.offset + self.len() * self.dim * 2];
-        const CHUNK: usize = 4096;
-        let mut best: Vec<(usize, f32)> = bytes
+        let mut best: Vec<(usize, f32)> = self
+            .vector_bytes()
             .par_chunks(CHUNK * self.dim * 2)
             .enumerate()
             .flat_map_iter(|(c, chunk)| {
-                // The vectors start 64-byte aligned in a page-aligned map, so the bytes
-                // are u16-aligned; half converts whole rows with F16C when the CPU has it.
-                let mut row = vec![0f32; self.dim];
-                let mut local: Vec<(usize, f32)> = match bytemuck::try_cast_slice::<u8, u16>(chunk)
-                {
-                    Ok(bits) => bits
-                        .reinterpret_cast::<f16>()
-                        .chunks_exact(self.dim)
-                        .enumerate()
-                        .map(|(i, v)| {
-                            v.convert_to_f32_slice(&mut row);
-                            (c * CHUNK + i, row.iter().zip(&q).map(|(a, b)| a * b).sum())
-                        })
-                        .collect(),
-                    Err(_) => chunk
-                        .chunks_exact(self.dim * 2)
-                        .enumerate()
-                        .map(|(i, v)| {
-                            let dot: f32 = v
-                                .chunks_exact(2)
-                                .zip(&q)
-                                .map(|(b, x)| f16::from_le_bytes([b[0], b[1]]).to_f32() * x)
-                                .sum();
-                            (c * CHUNK + i, dot)
-                        })
-                        .collect(),
-                };
+                let mut dots = Vec::with_capacity(CHUNK);
+                self.chunk_dots(chunk, &q, &mut dots);
+                let mut local: Vec<(usize, f32)> = dots
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, d)| (c * CHUNK + i, d))
+                    .collect();
                 top_k(&mut local, k);
                 local
             })
@@ -202,7 +220,65 @@ impl EmbeddingIndex {
         top_k(&mut best, k);
         best
     }
+
+    /// The cosine of `query` with every vector, in row order (empty if the dimension
+    /// differs): for ranking a filtered subset, where a global top-k would not do.
+    pub fn scores(&self, query: &[f32]) -> Vec<f32> {
+        let Some(q) = self.normalised(query) else {
+            return Vec::new();
+        };
+        let mut out = vec![0f32; self.len()];
+        self.vector_bytes()
+            .par_chunks(CHUNK * self.dim * 2)
+            .zip(out.par_chunks_mut(CHUNK))
+            .for_each(|(chunk, out)| {
+                let mut dots = Vec::with_capacity(CHUNK);
+                self.chunk_dots(chunk, &q, &mut dots);
+                out.copy_from_slice(&dots);
+            });
+        out
+    }
+
+    fn normalised(&self, query: &[f32]) -> Option<Vec<f32>> {
+        if query.len() != self.dim {
+            return None;
+        }
+        let norm = query.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+        Some(query.iter().map(|x| x / norm).collect())
+    }
+
+    fn vector_bytes(&self) -> &[u8] {
+        &self.data[self.offset..self.offset + self.len() * self.dim * 2]
+    }
+
+    /// Dot products of `q` with the rows of `chunk` (whole rows of f16 bytes).
+    fn chunk_dots(&self, chunk: &[u8], q: &[f32], out: &mut Vec<f32>) {
+        // The vectors start 64-byte aligned in a page-aligned map, so the bytes are
+        // u16-aligned; half converts whole rows with F16C when the CPU has it.
+        match bytemuck::try_cast_slice::<u8, u16>(chunk) {
+            Ok(bits) => {
+                let mut row = vec![0f32; self.dim];
+                out.extend(
+                    bits.reinterpret_cast::<f16>()
+                        .chunks_exact(self.dim)
+                        .map(|v| {
+                            v.convert_to_f32_slice(&mut row);
+                            row.iter().zip(q).map(|(a, b)| a * b).sum::<f32>()
+                        }),
+                );
+            }
+            Err(_) => out.extend(chunk.chunks_exact(self.dim * 2).map(|v| {
+                v.chunks_exact(2)
+                    .zip(q)
+                    .map(|(b, x)| f16::from_le_bytes([b[0], b[1]]).to_f32() * x)
+                    .sum::<f32>()
+            })),
+        }
+    }
 }
+
+/// Rows per parallel work item.
+const CHUNK: usize = 4096;
 
 /// Keep the `k` highest scores, sorted best first (ties by index for a stable order).
 fn top_k(v: &mut Vec<(usize, f32)>, k: usize) {
@@ -268,6 +344,11 @@ mod tests {
             .collect();
         all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         assert!((hits[0].1 - 1.0).abs() < 2e-3, "{hits:?}");
+        let scores = idx.scores(&q);
+        assert_eq!(scores.len(), idx.len());
+        for (i, a) in &all {
+            assert!((f64::from(scores[*i]) - a).abs() < 1e-4, "row {i}");
+        }
         for (h, a) in hits.iter().zip(&all) {
             assert!((f64::from(h.1) - a.1).abs() < 1e-3, "{h:?} vs {a:?}");
         }

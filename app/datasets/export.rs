@@ -327,7 +327,8 @@ pub fn image_size(src: &ImageSource) -> Result<[u32; 2], String> {
     }
 }
 
-fn csv_field(s: &str) -> String {
+/// RFC 4180 quoting of one field (shared by every CSV Loupe writes).
+pub(crate) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

@@ -1,6 +1,7 @@
 //! Readers for the data sets Loupe opens. Each returns plain data plus a list of
 //! per-record problems, so one bad record never hides the rest of a file.
 
+pub mod ann;
 pub mod biomedica;
 pub mod embeddings;
 pub mod export;

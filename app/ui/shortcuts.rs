@@ -173,6 +173,7 @@ pub const GRID_PAGE_DOWN: Binding = bind(NONE, Key::PageDown, "A screen of thumb
 pub const GRID_PAGE_UP: Binding = bind(NONE, Key::PageUp, "A screen of thumbnails up");
 pub const GRID_FIRST: Binding = bind(NONE, Key::Home, "First thumbnail");
 pub const GRID_LAST: Binding = bind(NONE, Key::End, "Last thumbnail");
+pub const MORE_LIKE_THIS: Binding = bind(NONE, Key::M, "More like this (CLIP similarity)");
 pub const BIOMED: &[&Binding] = &[
     &GRID_RIGHT,
     &GRID_LEFT,
@@ -186,6 +187,7 @@ pub const BIOMED: &[&Binding] = &[
     &PREV_ITEM_ALT,
     &GRID_LARGER,
     &GRID_SMALLER,
+    &MORE_LIKE_THIS,
 ];
 
 /// True while the key of a plain binding is held (for continuous motion), unless a

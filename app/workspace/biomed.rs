@@ -3,11 +3,12 @@
 //! hundred do), filtered and searched over the in-memory catalog, with a detail
 //! inspector that reads the selected sample's JSON lazily from its shard.
 
+use super::biomed_clip::{self, ClipSearch};
 use super::{Shared, Workspace};
-use crate::datasets::biomedica::catalog::ItemId;
+use crate::datasets::biomedica::catalog::{ItemId, SearchIn};
 use crate::datasets::biomedica::meta::{self, SampleMeta};
 use crate::datasets::biomedica::tar_index::{Ext, flags};
-use crate::datasets::biomedica::{self, Catalog, Filter, IndexStats, sidecar, taxonomy};
+use crate::datasets::biomedica::{self, Catalog, Filter, IndexStats, rank, sidecar, taxonomy};
 use crate::image_cache::{ImageSource, ImageState, Resolution};
 use crate::routing::Content;
 use crate::ui::{shortcuts, theme, widgets};
@@ -27,6 +28,13 @@ enum Source {
 }
 
 type Loaded = (Catalog, IndexStats);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ExportFormat {
+    Shard,
+    Jsonl,
+    Csv,
+}
 
 /// The selected sample's lazily read metadata.
 struct Detail {
@@ -57,6 +65,14 @@ pub struct BioMed {
     zoom_rect: egui::Rect,
     /// A running export (dialog + write); its message is toasted.
     export_job: Option<JobHandle<Option<String>>>,
+    /// Semantic search, "more like this" and zero-shot labels.
+    pub clip: ClipSearch,
+    /// `M` was pressed: more like the selection (handled in `poll`, which has the worker).
+    like_requested: bool,
+    /// "Show the duplicates" was clicked (applied after the panel is drawn).
+    group_requested: Option<u64>,
+    /// The full image being decoded for the clipboard.
+    copy_job: Option<JobHandle<egui::ColorImage>>,
 }
 
 impl Default for BioMed {
@@ -80,6 +96,14 @@ impl Default for BioMed {
             zoom_open: false,
             zoom_rect: egui::Rect::ZERO,
             export_job: None,
+            clip: ClipSearch::new(
+                sidecar::default_dir()
+                    .parent()
+                    .map_or_else(std::env::temp_dir, Path::to_path_buf),
+            ),
+            like_requested: false,
+            group_requested: None,
+            copy_job: None,
         }
     }
 }
@@ -124,12 +148,66 @@ impl BioMed {
             .and_then(|d| d.meta.as_ref().ok())
     }
 
+    /// Run a semantic text query (as the panel's Find does).
+    pub fn semantic_search(&mut self, text: &str, shared: &Shared) {
+        self.clip.text = text.to_owned();
+        self.clip.search_text(&self.catalog, shared);
+    }
+
+    /// "More like this" for the selection.
+    pub fn more_like_selected(&mut self, shared: &Shared) {
+        if let Some(id) = self.selected {
+            self.clip.more_like(id, &self.catalog, shared);
+        }
+    }
+
+    /// Zero-shot labels for the shown items.
+    pub fn label_shown(&mut self, shared: &Shared) {
+        self.clip.label(self.visible.clone(), &self.catalog, shared);
+    }
+
+    /// The items in display order: the filter's (caption matches best first), ranked by
+    /// CLIP similarity when a semantic query is active, fused by reciprocal rank when
+    /// both a caption query and a semantic one are.
+    fn ordered(&self) -> Vec<ItemId> {
+        let Some(sem) = &self.clip.semantic else {
+            return self.catalog.apply(&self.filter);
+        };
+        let pool = self.catalog.apply(&Filter {
+            query: String::new(),
+            ..self.filter.clone()
+        });
+        let semantic = rank::by_score(&pool, &sem.scores, self.clip.limit);
+        if self.filter.query.trim().is_empty() {
+            return semantic;
+        }
+        let caption = self.catalog.apply(&self.filter);
+        rank::rrf(&[&caption, &semantic])
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect()
+    }
+
     fn refilter(&mut self) {
-        self.visible = self.catalog.apply(&self.filter);
+        self.visible = self.ordered();
         if self.selected.is_none_or(|s| !self.visible.contains(&s)) {
             self.selected = self.visible.first().copied();
             self.scroll_to_selected = true;
         }
+    }
+
+    /// Show an already built catalog (benchmarks): no indexing job, no demo.
+    pub fn show_catalog(&mut self, catalog: Catalog) {
+        self.source = Source::Paths(Vec::new());
+        self.stats = IndexStats {
+            samples: catalog.len(),
+            shards: catalog.shards.len(),
+            ..Default::default()
+        };
+        self.catalog = Arc::new(catalog);
+        self.clip.reset_results();
+        self.selected = None;
+        self.refilter();
     }
 
     fn start_indexing(&mut self, shared: &mut Shared) {
@@ -186,6 +264,7 @@ impl BioMed {
             shared.toasts.error(failed.clone());
         }
         self.catalog = Arc::new(catalog);
+        self.clip.reset_results();
         self.stats = stats;
         self.selected = None;
         self.detail = None;
@@ -246,13 +325,13 @@ impl BioMed {
 
     /// Ask where to save (the native dialog blocks, so it runs in the job) and write
     /// the visible items there, streamed through a temporary file renamed at the end.
-    fn export(&mut self, shard: bool, shared: &mut Shared) {
+    fn export(&mut self, format: ExportFormat, shared: &mut Shared) {
         let catalog = Arc::clone(&self.catalog);
         let items = self.visible.clone();
-        let (title, name) = if shard {
-            ("Export selection as a shard", "selection.tar")
-        } else {
-            ("Export selection as JSONL", "selection.jsonl")
+        let (title, name) = match format {
+            ExportFormat::Shard => ("Export selection as a shard", "selection.tar"),
+            ExportFormat::Jsonl => ("Export selection as JSONL", "selection.jsonl"),
+            ExportFormat::Csv => ("Export selection as CSV", "selection.csv"),
         };
         self.export_job = Some(shared.worker.spawn(title, move |ctx| {
             let Some(path) = rfd::FileDialog::new()
@@ -272,10 +351,14 @@ impl BioMed {
                     .prefix(".loupe-export-")
                     .tempfile_in(&dir)?;
                 let mut out = std::io::BufWriter::new(tmp);
-                let n = if shard {
-                    biomedica::export::write_shard(&catalog, &items, &mut out)?
-                } else {
-                    biomedica::export::write_manifest(&catalog, &items, &mut out)?
+                let n = match format {
+                    ExportFormat::Shard => {
+                        biomedica::export::write_shard(&catalog, &items, &mut out)?
+                    }
+                    ExportFormat::Jsonl => {
+                        biomedica::export::write_manifest(&catalog, &items, &mut out)?
+                    }
+                    ExportFormat::Csv => biomedica::export::write_csv(&catalog, &items, &mut out)?,
                 };
                 let tmp = out.into_inner().map_err(|e| e.into_error())?;
                 tmp.as_file().sync_all()?;
@@ -286,6 +369,21 @@ impl BioMed {
                 JobError::failed(e.context(format!("cannot write {}", path.display())))
             })?;
             Ok(Some(format!("Exported {n} samples to {}", path.display())))
+        }));
+    }
+
+    /// Decode the selection's full image on the worker; the inspector hands it to the
+    /// clipboard when it is ready.
+    fn copy_image(&mut self, id: ItemId, shared: &mut Shared) {
+        let Some(source) = self.image_source(id) else {
+            return;
+        };
+        self.copy_job = Some(shared.worker.spawn("Copy image", move |_| {
+            let img = source.decode().map_err(JobError::Failed)?.to_rgba8();
+            Ok(egui::ColorImage::from_rgba_unmultiplied(
+                [img.width() as usize, img.height() as usize],
+                img.as_raw(),
+            ))
         }));
     }
 
@@ -416,10 +514,33 @@ impl BioMed {
                 &small,
             );
         }
+        let score = self.clip.score(id);
+        if let Some(score) = score {
+            badge(
+                &painter,
+                image_rect.left_top(),
+                egui::Align2::LEFT_TOP,
+                &format!("{score:.3}"),
+                theme::ACCENT,
+                &small,
+            );
+        }
+        if let Some((class, p)) = self.clip.predicted(id) {
+            let short: String = class.chars().take(18).collect();
+            badge(
+                &painter,
+                image_rect.left_bottom() + egui::vec2(2.0, -2.0),
+                egui::Align2::LEFT_BOTTOM,
+                &format!("{short} {:.0}%", p * 100.0),
+                theme::PALETTE[0],
+                &small,
+            );
+        }
         if self.catalog.has_problems(id) {
             badge(
                 &painter,
-                rect.left_top(),
+                // Below the score badge when there is one.
+                rect.left_top() + egui::vec2(0.0, if score.is_some() { 18.0 } else { 0.0 }),
                 egui::Align2::LEFT_TOP,
                 "⚠",
                 theme::ERROR,
@@ -475,12 +596,24 @@ impl BioMed {
             _ => cat.caption_prefix(id).to_owned() + "…",
         };
         ui.add(egui::Label::new(highlighted(ui, &caption, &self.filter.query)).wrap());
-        ui.horizontal(|ui| {
+        let mut copy_image = false;
+        // Wrapped: four buttons are wider than a narrow inspector, which must not grow.
+        ui.horizontal_wrapped(|ui| {
             if ui.small_button("Copy caption").clicked() {
                 ui.ctx().copy_text(caption.clone());
             }
             if ui.small_button("Copy key").clicked() {
                 ui.ctx().copy_text(cat.key(id).to_owned());
+            }
+            if ui.small_button("Copy image").clicked() {
+                copy_image = true;
+            }
+            if ui
+                .small_button("More like this")
+                .on_hover_text("Rank every image by CLIP similarity to this one (M)")
+                .clicked()
+            {
+                self.like_requested = true;
             }
         });
         ui.horizontal_wrapped(|ui| {
@@ -527,7 +660,14 @@ impl BioMed {
                             }
                         }
                     });
-                    row(ui, "title", &m.fields.title);
+                    if self.filter.search_in == SearchIn::Captions {
+                        row(ui, "title", &m.fields.title);
+                    } else {
+                        ui.add(
+                            egui::Label::new(highlighted(ui, &m.fields.title, &self.filter.query))
+                                .wrap(),
+                        );
+                    }
                     row(ui, "journal", &m.fields.journal);
                     row(ui, "date", &format_date(&m.fields.date));
                     row(ui, "citation", &m.fields.citation);
@@ -551,6 +691,12 @@ impl BioMed {
                         "duplicates",
                         &format!("{dups} samples share this image hash"),
                     );
+                    if ui
+                        .small_button(format!("Show the {dups} duplicates"))
+                        .clicked()
+                    {
+                        self.group_requested = cat.item(id).map(|it| it.hash);
+                    }
                 }
                 if let Some(it) = cat.item(id) {
                     let mut problems = Vec::new();
@@ -613,6 +759,9 @@ impl BioMed {
                     ui.label("Reading metadata…");
                 });
             }
+        }
+        if copy_image {
+            self.copy_image(id, shared);
         }
     }
 
@@ -877,6 +1026,14 @@ impl Workspace for BioMed {
                 Err(err) => shared.toasts.error(err.to_string()),
             }
         }
+        if std::mem::take(&mut self.like_requested) {
+            self.more_like_selected(shared);
+        }
+        if self.clip.poll(&self.catalog, shared) {
+            self.refilter();
+            self.selected = self.visible.first().copied();
+            self.scroll_to_selected = true;
+        }
         self.request_detail(shared);
     }
 
@@ -906,12 +1063,43 @@ impl Workspace for BioMed {
         }
         ui.separator();
         let before = self.filter.clone();
-        ui.label(RichText::new("Search captions").strong());
+        let name = ui.label(RichText::new("Search text").strong());
         ui.add(
             egui::TextEdit::singleline(&mut self.filter.query)
                 .hint_text("words, e.g. fundus µm")
                 .desired_width(f32::INFINITY),
-        );
+        )
+        .labelled_by(name.id);
+        ui.horizontal(|ui| {
+            ui.label(RichText::new("in").weak());
+            for (scope, name) in [
+                (SearchIn::Captions, "captions"),
+                (SearchIn::Articles, "titles & MeSH"),
+                (SearchIn::Both, "both"),
+            ] {
+                ui.selectable_value(&mut self.filter.search_in, scope, name);
+            }
+        });
+        ui.add_space(4.0);
+        let mut reorder = false;
+        match self.clip.ui(ui) {
+            biomed_clip::Action::None => {}
+            biomed_clip::Action::Search => self.clip.search_text(&self.catalog, shared),
+            biomed_clip::Action::Clear => {
+                self.clip.semantic = None;
+                reorder = true;
+            }
+            biomed_clip::Action::Embed => self.clip.embed(&self.catalog, shared),
+            biomed_clip::Action::Label => self.label_shown(shared),
+        }
+        if self.filter.same_image.is_some() {
+            ui.horizontal(|ui| {
+                ui.label(RichText::new("One duplicate group").color(theme::ACCENT));
+                if ui.small_button("✕ Show all").clicked() {
+                    self.filter.same_image = None;
+                }
+            });
+        }
         ui.label(format!(
             "{} of {} items",
             self.visible.len(),
@@ -929,14 +1117,17 @@ impl Workspace for BioMed {
                     .id_salt("biomed_export")
                     .show(ui, |ui| {
                         if ui.button("As a WebDataset shard…").clicked() {
-                            export = Some(true);
+                            export = Some(ExportFormat::Shard);
                         }
                         if ui.button("As a JSONL manifest…").clicked() {
-                            export = Some(false);
+                            export = Some(ExportFormat::Jsonl);
+                        }
+                        if ui.button("As a CSV manifest…").clicked() {
+                            export = Some(ExportFormat::Csv);
                         }
                     });
-                if let Some(shard) = export {
-                    self.export(shard, shared);
+                if let Some(format) = export {
+                    self.export(format, shared);
                 }
                 let reports: Vec<&str> = self.catalog.reports().collect();
                 egui::CollapsingHeader::new(format!("Problems ({})", reports.len()))
@@ -953,7 +1144,7 @@ impl Workspace for BioMed {
                         }
                     });
             });
-        if self.filter != before {
+        if self.filter != before || reorder {
             self.refilter();
         }
     }
@@ -1046,6 +1237,30 @@ impl Workspace for BioMed {
             let ctx = ui.ctx().clone();
             self.zoom_window(&ctx, shared);
         }
+        if self.clip.show_confusion {
+            let ctx = ui.ctx().clone();
+            self.clip.confusion_window(&ctx);
+        }
+        if let Some(job) = &mut self.copy_job
+            && let Some(result) = job.try_take()
+        {
+            self.copy_job = None;
+            match result {
+                Ok(image) => {
+                    let [w, h] = image.size;
+                    ui.ctx().copy_image(image);
+                    shared
+                        .toasts
+                        .info(format!("Copied the {w} × {h} image to the clipboard"));
+                }
+                Err(JobError::Cancelled) => {}
+                Err(e) => shared.toasts.error(e.to_string()),
+            }
+        }
+        if let Some(hash) = self.group_requested.take() {
+            self.filter.same_image = Some(hash);
+            self.refilter();
+        }
     }
 
     fn handle_keys(&mut self, ctx: &egui::Context) {
@@ -1073,6 +1288,9 @@ impl Workspace for BioMed {
         if shortcuts::pressed(ctx, &shortcuts::GRID_SMALLER) {
             self.thumb_size = (self.thumb_size / 1.25).max(64.0);
         }
+        if shortcuts::pressed(ctx, &shortcuts::MORE_LIKE_THIS) {
+            self.like_requested = true;
+        }
     }
 
     fn bindings(&self) -> &'static [&'static shortcuts::Binding] {
@@ -1094,7 +1312,11 @@ impl Workspace for BioMed {
     }
 
     fn is_busy(&self) -> bool {
-        self.loading.is_some() || self.source == Source::DemoPending || self.detail_job.is_some()
+        self.loading.is_some()
+            || self.source == Source::DemoPending
+            || self.detail_job.is_some()
+            || self.clip.is_busy()
+            || self.copy_job.is_some()
     }
 }
 

@@ -2,6 +2,7 @@
 //! view, inspector) and receives the paths routed to it.
 
 pub mod biomed;
+pub mod biomed_clip;
 pub mod grounding;
 pub mod grounding_run;
 pub mod scene3d;

@@ -147,9 +147,24 @@ pub struct Filter {
     /// Inclusive range of the longer image side in pixels.
     pub long_side: Option<(u32, u32)>,
     pub duplicates_only: bool,
+    /// Only the items sharing this image hash (one duplicate group).
+    pub same_image: Option<u64>,
     pub problems_only: bool,
-    /// Caption search; when set, results come best first.
+    /// Text search; when set, results come best first.
     pub query: String,
+    /// What the text search looks in.
+    pub search_in: SearchIn,
+}
+
+/// The text the search box searches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SearchIn {
+    #[default]
+    Captions,
+    /// Article titles and MeSH terms.
+    Articles,
+    /// Captions, titles and MeSH terms (scores added).
+    Both,
 }
 
 #[derive(Default)]
@@ -168,6 +183,8 @@ pub struct Catalog {
     /// Per item: how many items share its image hash (filled by [`Catalog::finish`]).
     dup_count: Vec<u32>,
     search: SearchIndex,
+    /// Titles and MeSH terms, per item (an article's are repeated for each figure).
+    article_search: SearchIndex,
 }
 
 fn hash64(hex: &str) -> u64 {
@@ -211,6 +228,17 @@ impl Catalog {
             let prefix = truncate_bytes(&prefix, 255);
             self.arena.push_str(prefix);
             self.search.add(id, &s.caption);
+            match &s.fields {
+                Some(f) => {
+                    let mut text = f.title.clone();
+                    for m in &f.mesh {
+                        text.push('\n');
+                        text.push_str(m);
+                    }
+                    self.article_search.add(id, &text);
+                }
+                None => self.article_search.add(id, ""),
+            }
             let base = Ext::ALL
                 .iter()
                 .find_map(|&e| s.readable(e))
@@ -472,6 +500,7 @@ impl Catalog {
                     .long_side
                     .is_none_or(|(lo, hi)| (lo..=hi).contains(&u32::from(it.width.max(it.height))))
                 && (!filter.duplicates_only || self.duplicate_count(id) > 1)
+                && filter.same_image.is_none_or(|h| h != 0 && it.hash == h)
                 && (!filter.problems_only || it.flags != 0)
         };
         if filter.query.trim().is_empty() {
@@ -479,12 +508,37 @@ impl Catalog {
                 .filter(|&i| keep(i))
                 .collect()
         } else {
-            self.search
-                .search(&filter.query)
+            self.search_in(&filter.query, filter.search_in)
                 .into_iter()
                 .map(|h| h.item)
                 .filter(|&i| keep(i))
                 .collect()
+        }
+    }
+
+    /// Ranked hits in captions, article titles + MeSH terms, or both (an item's scores
+    /// from the two indexes added; it matches if either matches).
+    pub fn search_in(&self, query: &str, scope: SearchIn) -> Vec<Hit> {
+        match scope {
+            SearchIn::Captions => self.search.search(query),
+            SearchIn::Articles => self.article_search.search(query),
+            SearchIn::Both => {
+                let mut score: HashMap<u32, f32> = HashMap::new();
+                for h in self
+                    .search
+                    .search(query)
+                    .into_iter()
+                    .chain(self.article_search.search(query))
+                {
+                    *score.entry(h.item).or_default() += h.score;
+                }
+                let mut hits: Vec<Hit> = score
+                    .into_iter()
+                    .map(|(item, score)| Hit { item, score })
+                    .collect();
+                hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.item.cmp(&b.item)));
+                hits
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 //! Export a selection of samples: as a new WebDataset shard (members copied byte for
-//! byte from their shards, written as the BIOMEDICA writer does) or as a JSONL manifest
-//! of the indexed fields, one object a line.
+//! byte from their shards, written as the BIOMEDICA writer does) or as a manifest of the
+//! indexed fields: JSONL (one object a line) or CSV (one row a sample, lists joined by
+//! `; `).
 
 use super::catalog::{Catalog, ItemId};
 use super::tar_index::Ext;
@@ -56,4 +57,49 @@ pub fn write_manifest(
         out.write_all(b"\n")?;
     }
     Ok(items.len())
+}
+
+/// Write `items` as CSV with the JSONL manifest's columns (a header row first).
+pub fn write_csv(
+    catalog: &Catalog,
+    items: &[ItemId],
+    out: &mut impl Write,
+) -> std::io::Result<usize> {
+    use crate::datasets::export::csv_field as f;
+    out.write_all(
+        b"key,shard,subset,license,primary_labels,secondary_labels,panel_type,journal,year,width,height,duplicates,caption_prefix\n",
+    )?;
+    let mut n = 0;
+    for &id in items {
+        let Some(it) = catalog.item(id) else {
+            continue;
+        };
+        let shard = catalog
+            .shard_of(id)
+            .map(|s| s.path.display().to_string())
+            .unwrap_or_default();
+        let row = [
+            f(catalog.key(id)),
+            f(&shard),
+            f(catalog.subset(id)),
+            f(catalog.license(id)),
+            f(&catalog.primary_labels(id).join("; ")),
+            f(&catalog.secondary_labels(id).join("; ")),
+            f(catalog.panel_type(id)),
+            f(catalog.journal(id)),
+            if it.year != 0 {
+                it.year.to_string()
+            } else {
+                String::new()
+            },
+            it.width.to_string(),
+            it.height.to_string(),
+            catalog.duplicate_count(id).to_string(),
+            f(catalog.caption_prefix(id)),
+        ];
+        out.write_all(row.join(",").as_bytes())?;
+        out.write_all(b"\n")?;
+        n += 1;
+    }
+    Ok(n)
 }

@@ -36,6 +36,8 @@ pub struct IndexFields {
     pub title: String,
     pub citation: String,
     pub reference_count: Option<u64>,
+    /// `article_mesh_terms`: MeSH descriptor names (searchable with the title).
+    pub mesh: Vec<String>,
 }
 
 impl IndexFields {
@@ -71,6 +73,7 @@ struct RawIndexFields {
     article_citation: Value,
     article_license: Value,
     article_reference_count: Value,
+    article_mesh_terms: Value,
 }
 
 /// Parse a sample's JSON bytes into the indexed fields. Errors only on JSON that is not
@@ -101,7 +104,7 @@ pub fn try_parse_index_fields(prefix: &[u8]) -> Option<IndexFields> {
 }
 
 /// Keys read at indexing time; parsing stops once all were seen.
-const WANTED: [&str; 16] = [
+const WANTED: [&str; 17] = [
     "image_file_name",
     "image_cluster_id",
     "image_hash",
@@ -118,6 +121,7 @@ const WANTED: [&str; 16] = [
     "article_citation",
     "article_license",
     "article_reference_count",
+    "article_mesh_terms",
 ];
 
 /// The message of the error the visitor returns to stop parsing early.
@@ -157,7 +161,8 @@ impl<'de> serde::de::Visitor<'de> for Collector<'_> {
                 12 => &mut f.article_date,
                 13 => &mut f.article_citation,
                 14 => &mut f.article_license,
-                _ => &mut f.article_reference_count,
+                15 => &mut f.article_reference_count,
+                _ => &mut f.article_mesh_terms,
             };
             *slot = v;
             seen |= 1 << i;
@@ -203,6 +208,7 @@ impl RawIndexFields {
             title: text(&raw.article_title),
             citation: text(&raw.article_citation),
             reference_count: count(&raw.article_reference_count),
+            mesh: list_of_text(&raw.article_mesh_terms),
         }
     }
 }

@@ -16,11 +16,14 @@ pub mod catalog;
 pub mod export;
 pub mod meta;
 pub mod parquet;
+pub mod rank;
 pub mod search;
 pub mod sidecar;
 pub mod synth;
 pub mod tar_index;
 pub mod taxonomy;
+pub mod vectors;
+pub mod zero_shot;
 
 pub use catalog::{Catalog, Filter, ItemId};
 pub use meta::{IndexFields, SampleMeta};
@@ -39,8 +42,8 @@ pub fn subset_of(path: &std::path::Path) -> String {
         .to_owned()
 }
 
-/// Every `.tar` under `root` (or `root` itself if it is a file), sorted, so shard order
-/// and therefore item order is stable between runs.
+/// Every `.tar` and `.parquet` under `root` (or `root` itself if it is a file), sorted,
+/// so shard order and therefore item order is stable between runs.
 pub fn find_shards(root: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
     if root.is_file() {
         return Ok(vec![root.to_path_buf()]);
@@ -54,7 +57,7 @@ pub fn find_shards(root: &std::path::Path) -> std::io::Result<Vec<std::path::Pat
                 stack.push(path);
             } else if path
                 .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("tar"))
+                .is_some_and(|e| e.eq_ignore_ascii_case("tar") || e.eq_ignore_ascii_case("parquet"))
             {
                 out.push(path);
             }
@@ -112,7 +115,21 @@ pub fn build_catalog(
             if cancelled() {
                 return Err(tar_index::IndexError::Cancelled);
             }
-            let result = sidecar::load_or_build(path, sidecar_dir, cancelled);
+            // The Parquet edition is read through a WebDataset copy in the cache.
+            let is_parquet = path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+            let result = if is_parquet {
+                match parquet::to_shard(path, sidecar_dir) {
+                    Ok(copy) => sidecar::load_or_build(&copy, sidecar_dir, cancelled),
+                    Err(e) => Err(tar_index::IndexError::Io {
+                        path: path.clone(),
+                        source: std::io::Error::other(format!("{e:#}")),
+                    }),
+                }
+            } else {
+                sidecar::load_or_build(path, sidecar_dir, cancelled)
+            };
             let bytes = done.fetch_add(size, Ordering::Relaxed) + size;
             let n = finished.fetch_add(1, Ordering::Relaxed) + 1;
             progress(

@@ -12,7 +12,7 @@ use super::tar_index::{JpegInfo, SampleRecord, flags, jpeg_info};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::Field;
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Columns whose JSON type varies between samples, stored as `json.dumps` text.
 const JSON_TEXT_COLUMNS: [&str; 8] = [
@@ -126,5 +126,75 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<ParquetSample>> {
         }
         out.push(ParquetSample { record, jpg, json });
     }
+    Ok(out)
+}
+
+/// Where the WebDataset copy of a Parquet file lives: under `cache_dir/parquet/`, in a
+/// folder named by a hash of the file's path, size and mtime (a changed file gets a new
+/// copy), inside its licence-subset folder name so the subset filter still works.
+pub fn shard_copy_path(cache_dir: &Path, parquet: &Path) -> PathBuf {
+    let abs = std::path::absolute(parquet).unwrap_or_else(|_| parquet.to_path_buf());
+    let (len, mtime) = std::fs::metadata(parquet)
+        .map(|m| (m.len(), super::tar_index::mtime_ns(&m)))
+        .unwrap_or_default();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    eat(abs.as_os_str().as_encoded_bytes());
+    eat(&len.to_le_bytes());
+    eat(&mtime.to_le_bytes());
+    let subset = super::subset_of(parquet);
+    let stem = parquet
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "parquet".into());
+    let mut dir = cache_dir.join("parquet").join(format!("{h:016x}"));
+    if !subset.is_empty() {
+        dir = dir.join(subset);
+    }
+    dir.join(format!("{stem}.tar"))
+}
+
+/// The Parquet file as a WebDataset shard (written once, then reused), so the browser
+/// reads its figures by byte range like any shard's: Parquet pages are compressed, so
+/// an image cannot be read in place without decoding its whole column chunk.
+pub fn to_shard(parquet: &Path, cache_dir: &Path) -> anyhow::Result<PathBuf> {
+    use anyhow::Context as _;
+    let out = shard_copy_path(cache_dir, parquet);
+    if out.is_file() {
+        return Ok(out);
+    }
+    let rows = read(parquet)?;
+    let dir = out
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| cache_dir.to_path_buf());
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".loupe-parquet-")
+        .tempfile_in(&dir)?;
+    let mut w = std::io::BufWriter::new(tmp);
+    for row in &rows {
+        let key = &row.record.key;
+        if let Some(jpg) = &row.jpg {
+            super::synth::member(&mut w, &format!("{key}.jpg"), jpg)?;
+        }
+        super::synth::member(
+            &mut w,
+            &format!("{key}.json"),
+            &serde_json::to_vec(&row.json)?,
+        )?;
+        if row.record.flags & flags::MISSING_MEMBER == 0 || !row.record.caption.is_empty() {
+            super::synth::member(&mut w, &format!("{key}.txt"), row.record.caption.as_bytes())?;
+        }
+    }
+    std::io::Write::write_all(&mut w, &[0u8; 1024])?;
+    let tmp = w.into_inner().map_err(|e| e.into_error())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(&out)
+        .with_context(|| format!("cannot write {}", out.display()))?;
     Ok(out)
 }

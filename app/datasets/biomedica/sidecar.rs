@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"LOUPEBMI";
 /// Bump on any layout change: an old sidecar is then simply rebuilt.
-pub const VERSION: u32 = 1;
+/// 2: MeSH terms stored (for title/MeSH search). Other versions are re-indexed.
+pub const VERSION: u32 = 2;
 
 /// Where sidecars go: `$LOUPE_CACHE_DIR`, else `$XDG_CACHE_HOME/loupe/biomedica`, else
 /// `~/.cache/loupe/biomedica`, else the system temp folder.
@@ -207,6 +208,7 @@ pub fn encode(index: &ShardIndex) -> Vec<u8> {
                 }
                 e.strs(&f.primary);
                 e.strs(&f.secondary);
+                e.strs(&f.mesh);
                 e.opt_u64(f.width.map(u64::from));
                 e.opt_u64(f.height.map(u64::from));
                 e.opt_u64(f.reference_count);
@@ -376,6 +378,7 @@ pub fn decode(bytes: &[u8]) -> Result<ShardIndex, String> {
             }
             f.primary = d.strs()?;
             f.secondary = d.strs()?;
+            f.mesh = d.strs()?;
             f.width = d.opt_u64()?.map(|v| v as u32);
             f.height = d.opt_u64()?.map(|v| v as u32);
             f.reference_count = d.opt_u64()?;
