@@ -5,7 +5,7 @@ struct Globals {
     cam_pos: vec4<f32>,         // camera centre in world space
     focal: vec4<f32>,           // fx, fy, cx, cy
     viewport: vec4<f32>,        // width, height, near, scale modifier
-    limits: vec4<f32>,          // Jacobian clamp on x/z and y/z, min opacity, unused
+    limits: vec4<f32>,          // Jacobian clamp on x/z and y/z, min opacity, point sigma px (0: ellipsoids)
     counts: vec4<u32>,          // splat count, SH degree used, SH words per splat, foreground only
     origin: vec4<f32>,          // the viewport's top-left in framebuffer pixels (x, y), unused
 };

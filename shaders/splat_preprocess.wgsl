@@ -103,9 +103,17 @@ fn preprocess(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     let wrot = mat3x3<f32>(g.view[0].xyz, g.view[1].xyz, g.view[2].xyz);
     let jw = j * wrot;
     let cov = jw * sigma * transpose(jw);
-    let ca = cov[0][0] + 0.3;
-    let cb = cov[0][1];
-    let cc = cov[1][1] + 0.3;
+    var ca = cov[0][0] + 0.3;
+    var cb = cov[0][1];
+    var cc = cov[1][1] + 0.3;
+    var alpha = opacity;
+    // Point display (limits.w = dot sigma in pixels): a round opaque dot per splat.
+    if g.limits.w > 0.0 {
+        ca = g.limits.w * g.limits.w;
+        cb = 0.0;
+        cc = ca;
+        alpha = 1.0;
+    }
     let det = ca * cc - cb * cb;
     if det <= 0.0 {
         projected[i] = culled();
@@ -118,7 +126,7 @@ fn preprocess(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     let dir = normalize(mean - g.cam_pos.xyz);
     var p: Projected;
     p.center_radius = vec4<f32>(center, radius, t.z);
-    p.conic_opacity = vec4<f32>(cc / det, -cb / det, ca / det, opacity);
+    p.conic_opacity = vec4<f32>(cc / det, -cb / det, ca / det, alpha);
     p.color = vec4<f32>(sh_color(i * g.counts.z, g.counts.y, dir), 1.0);
     projected[i] = p;
 }

@@ -2,62 +2,26 @@
 //! driven by clicks and keys, with a snapshot per view.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
+mod common;
+
+use common::{DroppedPath, Start, settle, snapshot};
+use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use egui_kittest::{Harness, SnapshotOptions};
+use loupe::LoupeApp;
 use loupe::routing::WorkspaceKind;
 use loupe::state::Settings;
-use loupe::{LoupeApp, StartOptions};
 use std::time::{Duration, Instant};
 
 fn harness_with(settings: Settings, open: Vec<std::path::PathBuf>) -> Harness<'static, LoupeApp> {
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
-        .wgpu()
-        .build_eframe(move |cc| {
-            LoupeApp::with_settings(cc, settings, StartOptions { open }).unwrap()
-        });
-    settle(&mut harness);
-    harness
-}
-
-/// What the windowing integration hands egui for a file dropped on the window.
-#[derive(Debug)]
-struct DroppedPath(std::path::PathBuf);
-
-impl egui::DroppedFile for DroppedPath {
-    fn path(&self) -> &std::path::Path {
-        &self.0
-    }
-    fn bytes(&self) -> Result<Vec<u8>, String> {
-        std::fs::read(&self.0).map_err(|e| e.to_string())
-    }
+    common::harness(Start {
+        settings,
+        open,
+        ..Default::default()
+    })
 }
 
 fn harness() -> Harness<'static, LoupeApp> {
     harness_with(Settings::default(), Vec::new())
-}
-
-/// Step until every background decode and job has landed (images arrive over channels).
-fn settle(harness: &mut Harness<'_, LoupeApp>) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        harness.step();
-        if harness.state().is_idle() {
-            // One more pass so results that landed are laid out and drawn.
-            harness.run_steps(3);
-            return;
-        }
-        assert!(Instant::now() < deadline, "the app did not become idle");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn snapshot(harness: &mut Harness<'_, LoupeApp>, name: &str) {
-    // Lavapipe is deterministic, but font hinting can differ by a few edge pixels.
-    harness.snapshot_options(
-        name,
-        &SnapshotOptions::new().threshold(1.0).max_failed_pixels(40),
-    );
 }
 
 #[test]
@@ -291,6 +255,19 @@ fn a_splat_ply_opened_from_the_command_line_shows_in_the_3d_view() {
         egui::pos2(260.0, 120.0),
     ));
     snapshot(&mut h, "scene3d_ply");
+    // Centres display, ground grid and bounding box (the grid and box lines are clipped
+    // at the near plane; the centres come from the same GPU path, checked against the
+    // CPU reference in render/tests/psnr.rs).
+    for toggle in ["centres", "grid", "bounding box"] {
+        h.get_by_label(toggle).click();
+        settle(&mut h);
+    }
+    assert!(h.query_all_by_label("centre size (px)").count() > 0);
+    h.mask(egui::Rect::from_min_max(
+        egui::pos2(0.0, 30.0),
+        egui::pos2(260.0, 120.0),
+    ));
+    snapshot(&mut h, "scene3d_ply_centres_grid_box");
 }
 
 #[test]

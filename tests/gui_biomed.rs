@@ -3,14 +3,22 @@
 //! manifest, not from the code under test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
+mod common;
+
+use common::{DroppedPath, Start, settle, snapshot};
+use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use egui_kittest::{Harness, SnapshotOptions};
+use loupe::LoupeApp;
 use loupe::routing::WorkspaceKind;
-use loupe::state::Settings;
-use loupe::{LoupeApp, StartOptions};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+
+fn harness(open: Vec<PathBuf>) -> Harness<'static, LoupeApp> {
+    common::harness(Start {
+        open,
+        ..Default::default()
+    })
+}
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/biomedica")
@@ -18,46 +26,6 @@ fn fixture() -> PathBuf {
 
 fn manifest() -> Value {
     serde_json::from_slice(&std::fs::read(fixture().join("manifest.json")).unwrap()).unwrap()
-}
-
-fn harness(open: Vec<PathBuf>) -> Harness<'static, LoupeApp> {
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
-        // Captions are in any script (CJK, mathematical letters, U+FFFD from broken
-        // UTF-8); the bundled fonts draw tofu for some, as the app does by default.
-        .allow_missing_glyphs()
-        .wgpu()
-        .build_eframe(move |cc| {
-            LoupeApp::with_settings(cc, Settings::default(), StartOptions { open }).unwrap()
-        });
-    settle(&mut h);
-    h
-}
-
-fn settle(h: &mut Harness<'_, LoupeApp>) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        h.step();
-        if h.state().is_idle() {
-            h.run_steps(3);
-            return;
-        }
-        assert!(Instant::now() < deadline, "the app did not become idle");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// What the windowing integration hands egui for a file dropped on the window.
-#[derive(Debug)]
-struct DroppedPath(PathBuf);
-
-impl egui::DroppedFile for DroppedPath {
-    fn path(&self) -> &Path {
-        &self.0
-    }
-    fn bytes(&self) -> Result<Vec<u8>, String> {
-        Err("a folder".into())
-    }
 }
 
 #[test]
@@ -245,11 +213,4 @@ fn damaged_shards_are_reported_and_what_precedes_the_damage_is_shown() {
 /// The licence filter's toggle (the inspector may show the same text as a label).
 fn licence_toggle<'a>(h: &'a Harness<'_, LoupeApp>, name: &'a str) -> egui_kittest::Node<'a> {
     h.get_by_role_and_label(egui::accesskit::Role::Button, name)
-}
-
-fn snapshot(h: &mut Harness<'_, LoupeApp>, name: &str) {
-    h.snapshot_options(
-        name,
-        &SnapshotOptions::new().threshold(1.0).max_failed_pixels(40),
-    );
 }

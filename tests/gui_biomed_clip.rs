@@ -5,50 +5,33 @@
 //! every item's decoded JPEG here (f32, no index, no f16), then ranked by hand.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
+mod common;
+
+use common::{Start, settle};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
+use loupe::LoupeApp;
 use loupe::datasets::biomedica::catalog::{Catalog, ItemId, read_range};
 use loupe::datasets::biomedica::tar_index::Ext;
 use loupe::datasets::biomedica::zero_shot;
 use loupe::routing::WorkspaceKind;
 use loupe::state::Settings;
 use loupe::workspace::biomed_clip::Query;
-use loupe::{LoupeApp, StartOptions};
 use loupe_models::clip::{Clip, ModelSource};
 use std::path::Path;
-use std::time::{Duration, Instant};
+
+fn harness() -> Harness<'static, LoupeApp> {
+    common::harness(Start {
+        settings: Settings {
+            tab: WorkspaceKind::BioMed,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+}
 
 /// f16 storage of unit vectors moves a cosine by at most ~dim · 2^-11.
 const F16_TOL: f32 = 2e-3;
-
-fn harness() -> Harness<'static, LoupeApp> {
-    let settings = Settings {
-        tab: WorkspaceKind::BioMed,
-        ..Default::default()
-    };
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
-        .allow_missing_glyphs()
-        .wgpu()
-        .build_eframe(move |cc| {
-            LoupeApp::with_settings(cc, settings, StartOptions { open: Vec::new() }).unwrap()
-        });
-    settle(&mut h);
-    h
-}
-
-fn settle(h: &mut Harness<'_, LoupeApp>) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        h.step();
-        if h.state().is_idle() {
-            h.run_steps(3);
-            return;
-        }
-        assert!(Instant::now() < deadline, "the app did not become idle");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
 
 fn demo_model() -> Clip {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tests/fixtures/clip_tiny");
@@ -276,12 +259,7 @@ fn text_query_more_like_this_hybrid_and_zero_shot_on_the_demo() {
     assert_eq!(cells as usize, want_cells);
     assert!(b.clip.show_confusion);
     h.get_by_label("Zero-shot labels vs BIOMEDICA primary labels");
-    h.snapshot_options(
-        "biomed_clip",
-        &egui_kittest::SnapshotOptions::new()
-            .threshold(1.0)
-            .max_failed_pixels(40),
-    );
+    common::snapshot(&mut h, "biomed_clip");
 
     // 5. Copy image: the selected figure, decoded in full, goes to the clipboard (the
     // toast names its size, checked against a decode here).

@@ -2,12 +2,14 @@
 //! random-weight Qwen2-VL fixture.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
+mod common;
+
 use egui_kittest::kittest::Queryable;
 use egui_kittest::{Harness, SnapshotOptions};
+use loupe::LoupeApp;
 use loupe::grounding_model::{ModelSettings, ground};
 use loupe::state::Settings;
 use loupe::workspace::grounding_run::LiveAnswer;
-use loupe::{LoupeApp, StartOptions};
 use std::time::{Duration, Instant};
 
 const FIXTURE: &str = concat!(
@@ -28,14 +30,10 @@ fn harness() -> Harness<'static, LoupeApp> {
         model: model_settings(),
         ..Default::default()
     };
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
-        // The random-weight model writes text in any script, CJK included.
-        .allow_missing_glyphs()
-        .wgpu()
-        .build_eframe(move |cc| {
-            LoupeApp::with_settings(cc, settings, StartOptions { open: vec![] }).unwrap()
-        });
+    let mut h = common::build(common::Start {
+        settings,
+        ..Default::default()
+    });
     h.run_steps(3);
     h
 }

@@ -3,15 +3,24 @@
 //! exported files are checked number by number, and reopening restores the review.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
+mod common;
+
+use common::{Start, settle};
 use egui::{Key, Modifiers, Pos2, pos2};
 use egui_kittest::kittest::Queryable;
 use egui_kittest::{Harness, SnapshotOptions};
+use loupe::LoupeApp;
 use loupe::datasets::export::{read_coco, read_qwen_jsonl};
 use loupe::datasets::review::{Decision, ReviewBox};
-use loupe::state::Settings;
-use loupe::{LoupeApp, StartOptions};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+fn harness(open: Vec<PathBuf>) -> Harness<'static, LoupeApp> {
+    common::harness(Start {
+        open,
+        ..Default::default()
+    })
+}
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -38,30 +47,6 @@ fn demo_on_disk(dir: &Path) -> (PathBuf, PathBuf) {
     )
     .unwrap();
     (bench, preds)
-}
-
-fn harness(open: Vec<PathBuf>) -> Harness<'static, LoupeApp> {
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
-        .wgpu()
-        .build_eframe(move |cc| {
-            LoupeApp::with_settings(cc, Settings::default(), StartOptions { open }).unwrap()
-        });
-    settle(&mut h);
-    h
-}
-
-fn settle(h: &mut Harness<'_, LoupeApp>) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        h.step();
-        if h.state().is_idle() {
-            h.run_steps(3);
-            return;
-        }
-        assert!(Instant::now() < deadline, "the app did not become idle");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 fn open_and_settle(h: &mut Harness<'_, LoupeApp>, path: PathBuf) {

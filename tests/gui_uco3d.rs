@@ -3,42 +3,25 @@
 //! sequences, and open a broken one.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
+mod common;
+
+use common::{Start, settle};
 use egui_kittest::kittest::Queryable;
 use egui_kittest::{Harness, SnapshotOptions};
+use loupe::LoupeApp;
 use loupe::routing::WorkspaceKind;
-use loupe::state::Settings;
-use loupe::{LoupeApp, StartOptions};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+
+fn harness(open: Vec<PathBuf>) -> Harness<'static, LoupeApp> {
+    common::harness(Start {
+        size: egui::vec2(1400.0, 820.0),
+        open,
+        ..Default::default()
+    })
+}
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/demo/uco3d")
-}
-
-fn harness(open: Vec<PathBuf>) -> Harness<'static, LoupeApp> {
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1400.0, 820.0))
-        .wgpu()
-        .build_eframe(move |cc| {
-            LoupeApp::with_settings(cc, Settings::default(), StartOptions { open }).unwrap()
-        });
-    settle(&mut h);
-    h
-}
-
-fn settle(h: &mut Harness<'_, LoupeApp>) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        h.step();
-        if h.state().is_idle() {
-            h.run_steps(3);
-            if h.state().is_idle() {
-                return;
-            }
-        }
-        assert!(Instant::now() < deadline, "the app did not become idle");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 #[test]

@@ -50,6 +50,9 @@ pub struct Scene3d {
     /// The content came from a point cloud (drawn as small opaque splats).
     is_point_cloud: bool,
     show_frusta: bool,
+    /// A ground grid under the scene and the splats' bounding box.
+    show_grid: bool,
+    show_bounds: bool,
     gpu: bool,
     loading: Option<JobHandle<Loaded>>,
     /// An open uCO3D dataset (browser, sequence, frames, timeline).
@@ -83,6 +86,8 @@ impl Default for Scene3d {
             look_through: false,
             is_point_cloud: false,
             show_frusta: true,
+            show_grid: false,
+            show_bounds: false,
             gpu: false,
             loading: None,
             uco3d: None,
@@ -322,6 +327,28 @@ impl Scene3d {
         let to_screen = |(u, v): (f64, f64)| rect.min + egui::vec2(u as f32 / ppp, v as f32 / ppp);
         let scale = self.orbit.distance * 0.12;
         let mut segments: Vec<Segment> = DemoScene::axes(scale).to_vec();
+        if let Content3d::Splats { splats, .. } = &self.content
+            && let Some((lo, hi)) = splats.bounds()
+        {
+            let lo = lo.map(f64::from);
+            let hi = hi.map(f64::from);
+            if self.show_grid {
+                let extent = (hi[0] - lo[0]).max(hi[1] - lo[1]);
+                segments.extend(loupe_render::scene::grid_segments(
+                    [(lo[0] + hi[0]) / 2.0, (lo[1] + hi[1]) / 2.0],
+                    lo[2],
+                    extent,
+                    [120, 120, 130, 110],
+                ));
+            }
+            if self.show_bounds {
+                segments.extend(loupe_render::scene::box_segments(
+                    lo,
+                    hi,
+                    [240, 200, 80, 200],
+                ));
+            }
+        }
         if self.show_frusta && self.is_demo() {
             for (i, c) in self.demo.cameras.iter().enumerate() {
                 let rgba = if i == self.selected_camera {
@@ -558,7 +585,29 @@ impl Workspace for Scene3d {
                 if has_mask {
                     ui.checkbox(&mut self.settings.foreground_only, "foreground only");
                 }
+                ui.horizontal(|ui| {
+                    ui.label("display");
+                    let points = self.settings.point_size > 0.0;
+                    if ui.selectable_label(!points, "ellipsoids").clicked() {
+                        self.settings.point_size = 0.0;
+                    }
+                    if ui.selectable_label(points, "centres").clicked() && !points {
+                        self.settings.point_size = 1.5;
+                    }
+                });
+                if self.settings.point_size > 0.0 {
+                    ui.add(
+                        egui::Slider::new(&mut self.settings.point_size, 0.5..=6.0)
+                            .text("centre size (px)"),
+                    );
+                }
             }
+        }
+        if self.uco3d.is_none() {
+            ui.horizontal(|ui| {
+                ui.checkbox(&mut self.show_grid, "grid");
+                ui.checkbox(&mut self.show_bounds, "bounding box");
+            });
         }
         ui.horizontal(|ui| {
             ui.label("background");
@@ -682,10 +731,10 @@ fn draw_segments(
     to_screen: impl Fn((f64, f64)) -> egui::Pos2,
 ) {
     for s in segments {
-        if let (Some(a), Some(b)) = (cam.project(&s.a), cam.project(&s.b)) {
+        if let Some([a, b]) = loupe_render::scene::clip_project(cam, &s.a, &s.b) {
             let [r, g, b_, a_] = s.rgba;
             painter.line_segment(
-                [to_screen((a.0, a.1)), to_screen((b.0, b.1))],
+                [to_screen(a), to_screen(b)],
                 Stroke::new(1.5, Color32::from_rgba_unmultiplied(r, g, b_, a_)),
             );
         }

@@ -22,6 +22,10 @@ pub struct RenderSettings {
     pub foreground_only: bool,
     /// Offscreen images: no background, alpha = coverage (for compositing elsewhere).
     pub transparent: bool,
+    /// Point display: when > 0, every splat is drawn as an opaque round dot with this
+    /// standard deviation in pixels (its centre and colour only), instead of its
+    /// ellipsoid; the viewers' "centers" mode for seeing structure inside dense scenes.
+    pub point_size: f32,
 }
 
 impl Default for RenderSettings {
@@ -33,6 +37,7 @@ impl Default for RenderSettings {
             background: [0.0; 3],
             foreground_only: false,
             transparent: false,
+            point_size: 0.0,
         }
     }
 }
@@ -153,6 +158,12 @@ fn project(
     let mut cov = jw * sigma * jw.transpose();
     cov[(0, 0)] += 0.3;
     cov[(1, 1)] += 0.3;
+    let mut opacity = f64::from(splats.opacities[i]);
+    if settings.point_size > 0.0 {
+        let v = f64::from(settings.point_size).powi(2);
+        cov = nalgebra::Matrix2::new(v, 0.0, 0.0, v);
+        opacity = 1.0;
+    }
     let (a, b, c) = (cov[(0, 0)], cov[(0, 1)], cov[(1, 1)]);
     let det = a * c - b * b;
     if det <= 0.0 {
@@ -168,7 +179,7 @@ fn project(
         conic: [c / det, -b / det, a / det],
         radius,
         depth: t.z,
-        opacity: f64::from(splats.opacities[i]),
+        opacity,
         color: sh_to_color(splats.sh_of(i), degree, dir),
     })
 }

@@ -107,6 +107,90 @@ impl DemoScene {
     }
 }
 
+/// The 12 edges of the axis-aligned box `lo`–`hi`.
+pub fn box_segments(lo: [f64; 3], hi: [f64; 3], rgba: [u8; 4]) -> Vec<Segment> {
+    let corner = |i: usize| {
+        Point3::new(
+            if i & 1 == 0 { lo[0] } else { hi[0] },
+            if i & 2 == 0 { lo[1] } else { hi[1] },
+            if i & 4 == 0 { lo[2] } else { hi[2] },
+        )
+    };
+    // Corners whose indices differ in exactly one bit share an edge.
+    let mut out = Vec::with_capacity(12);
+    for i in 0..8usize {
+        for bit in [1, 2, 4] {
+            if i & bit == 0 {
+                out.push(Segment {
+                    a: corner(i),
+                    b: corner(i | bit),
+                    rgba,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// A ground grid in the plane `z = z` (the orbit's up is +z), centred on `centre`,
+/// covering at least `extent` in x and y, with a round spacing (1, 2 or 5 × 10^k) of
+/// about a tenth of the extent.
+pub fn grid_segments(centre: [f64; 2], z: f64, extent: f64, rgba: [u8; 4]) -> Vec<Segment> {
+    let step = nice_step(extent.max(1e-9) / 10.0);
+    let half = ((extent / 2.0) / step).ceil() as i64 + 1;
+    let snap = |c: f64| (c / step).round() * step;
+    let (cx, cy) = (snap(centre[0]), snap(centre[1]));
+    let span = half as f64 * step;
+    let mut out = Vec::new();
+    for i in -half..=half {
+        let o = i as f64 * step;
+        out.push(Segment {
+            a: Point3::new(cx + o, cy - span, z),
+            b: Point3::new(cx + o, cy + span, z),
+            rgba,
+        });
+        out.push(Segment {
+            a: Point3::new(cx - span, cy + o, z),
+            b: Point3::new(cx + span, cy + o, z),
+            rgba,
+        });
+    }
+    out
+}
+
+/// The smallest 1, 2 or 5 × 10^k at least `x`.
+pub fn nice_step(x: f64) -> f64 {
+    let p = 10f64.powf(x.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * p)
+        .find(|&s| s >= x * (1.0 - 1e-12))
+        .unwrap_or(10.0 * p)
+}
+
+/// A segment's pixel end points after clipping it to the camera's near plane (a grid
+/// line passing beside and behind the camera is drawn up to the plane, not dropped);
+/// `None` when it lies wholly behind.
+pub fn clip_project(cam: &Camera, a: &Point3<f64>, b: &Point3<f64>) -> Option<[(f64, f64); 2]> {
+    let (mut pa, mut pb) = (cam.world_to_camera * a, cam.world_to_camera * b);
+    let near = cam.near;
+    if pa.z < near && pb.z < near {
+        return None;
+    }
+    if pa.z < near || pb.z < near {
+        let t = (near - pa.z) / (pb.z - pa.z);
+        let cut = pa + (pb - pa) * t;
+        if pa.z < near {
+            pa = cut;
+        } else {
+            pb = cut;
+        }
+    }
+    let k = &cam.intrinsics;
+    let px = |p: Point3<f64>| (k.fx * p.x / p.z + k.cx, k.fy * p.y / p.z + k.cy);
+    Some([px(pa), px(pb)])
+}
+
 fn hue_to_rgb(h: f64) -> [u8; 3] {
     let k = |n: f64| {
         let k = (n + h * 6.0) % 6.0;
@@ -140,5 +224,71 @@ mod tests {
         assert_eq!(segs.len(), 8);
         let centre = scene.cameras[0].centre();
         assert!(segs[..4].iter().all(|s| (s.a - centre).norm() < 1e-12));
+    }
+
+    #[test]
+    fn a_box_has_twelve_axis_aligned_edges() {
+        let segs = box_segments([0.0, 0.0, 0.0], [1.0, 2.0, 3.0], [255; 4]);
+        assert_eq!(segs.len(), 12);
+        let mut lengths: Vec<f64> = segs.iter().map(|s| (s.b - s.a).norm()).collect();
+        lengths.sort_by(f64::total_cmp);
+        assert_eq!(
+            lengths,
+            [1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0, 3.0, 3.0, 3.0, 3.0]
+        );
+    }
+
+    #[test]
+    fn grid_steps_are_round_and_cover_the_extent() {
+        assert_eq!(nice_step(0.13), 0.2);
+        assert_eq!(nice_step(3.0), 5.0);
+        assert_eq!(nice_step(7.0), 10.0);
+        assert_eq!(nice_step(0.001), 0.001);
+        let g = grid_segments([0.3, -0.2], -1.0, 4.0, [255; 4]);
+        // Step 0.5; lines from -2.5 to 2.5 around the snapped centre (0.5, 0.0).
+        assert!(g.iter().all(|s| s.a.z == -1.0 && s.b.z == -1.0));
+        let xs: Vec<f64> = g.iter().step_by(2).map(|s| s.a.x).collect();
+        assert!((xs[1] - xs[0] - 0.5).abs() < 1e-12);
+        assert!(xs[0] <= 0.3 - 2.0 && *xs.last().unwrap_or(&0.0) >= 0.3 + 2.0);
+    }
+
+    #[test]
+    fn segments_are_clipped_at_the_near_plane() {
+        let k = Intrinsics {
+            fx: 100.0,
+            fy: 100.0,
+            cx: 50.0,
+            cy: 50.0,
+            width: 100,
+            height: 100,
+        };
+        let mut cam = Camera::look_at(
+            Point3::new(0.0, 0.0, 0.0),
+            Point3::new(0.0, 0.0, 1.0),
+            Vector3::new(0.0, -1.0, 0.0),
+            k,
+        );
+        cam.near = 0.5;
+        // From (1, 0, -1) behind the camera to (1, 0, 2) in front: cut at z = 0.5,
+        // where x = 1, so u = 50 + 100 · 1 / 0.5 = 250; the far end at u = 50 + 50 = 100.
+        let [a, b] = clip_project(
+            &cam,
+            &Point3::new(1.0, 0.0, -1.0),
+            &Point3::new(1.0, 0.0, 2.0),
+        )
+        .unwrap_or_else(|| panic!("visible"));
+        assert!(
+            (a.0 - 250.0).abs() < 1e-9 && (a.1 - 50.0).abs() < 1e-9,
+            "{a:?}"
+        );
+        assert!((b.0 - 100.0).abs() < 1e-9, "{b:?}");
+        assert!(
+            clip_project(
+                &cam,
+                &Point3::new(0.0, 0.0, -1.0),
+                &Point3::new(1.0, 0.0, 0.2)
+            )
+            .is_none()
+        );
     }
 }

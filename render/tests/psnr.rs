@@ -172,3 +172,23 @@ fn transparent_renders_carry_coverage_alpha() {
         "empty pixels are transparent"
     );
 }
+
+#[test]
+fn point_display_matches_the_reference_and_differs_from_ellipsoids() {
+    let splats = Splats::random(5, 600, 1, 1.0, 0.05);
+    let cam = camera(Point3::new(2.5, -1.5, 1.2), 55.0);
+    let points = RenderSettings {
+        point_size: 1.5,
+        ..Default::default()
+    };
+    let db = compare("points", &splats, &cam, &points);
+    assert!(db >= 35.0, "PSNR {db:.2} dB < 35 dB");
+    // The mode changes the picture (the test can fail).
+    let cpu_points = reference::to_rgba8(&reference::render(&splats, &cam, &points), SIZE, SIZE);
+    let cpu_ellipsoids = reference::to_rgba8(
+        &reference::render(&splats, &cam, &RenderSettings::default()),
+        SIZE,
+        SIZE,
+    );
+    assert!(psnr(&cpu_points, &cpu_ellipsoids) < 25.0);
+}

@@ -89,3 +89,36 @@ fn an_absurd_vertex_count_is_an_error_not_an_allocation() {
     let err = read_path(&path, &mut |_| true).unwrap_err().to_string();
     assert!(err.contains("truncated"), "{err}");
 }
+
+/// The gsplat PNG folder reader with each of its files damaged in turn (the same
+/// mutations as above, applied to `meta.json` and every PNG of a valid folder).
+#[test]
+fn mutated_gsplat_folders_never_panic() {
+    let src =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gsplat_png/deg0");
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    let names = [
+        "meta.json",
+        "means_l.png",
+        "means_u.png",
+        "scales.png",
+        "quats.png",
+        "opacities.png",
+        "sh0.png",
+    ];
+    for (k, name) in names.iter().enumerate() {
+        let path = dir.path().join(name);
+        let valid = std::fs::read(&path).unwrap();
+        for bytes in mutations(&valid, 0x5eed + k as u64, 60) {
+            std::fs::write(&path, &bytes).unwrap();
+            let _ = loupe_render::io::gsplat_png::read_gsplat_dir(dir.path(), &mut |_| true);
+        }
+        std::fs::write(&path, &valid).unwrap();
+    }
+    // Sanity: the restored folder still reads.
+    assert!(loupe_render::io::gsplat_png::read_gsplat_dir(dir.path(), &mut |_| true).is_ok());
+}

@@ -360,7 +360,7 @@ impl GpuSplats {
                 (1.3 * 0.5 * f64::from(k.width) / k.fx) as f32,
                 (1.3 * 0.5 * f64::from(k.height) / k.fy) as f32,
                 settings.min_opacity,
-                0.0,
+                settings.point_size,
             ],
             counts: [
                 self.count,
