@@ -48,6 +48,37 @@ fn a_sequence_plays_in_sync_and_looks_through_its_cameras() {
     settle(&mut h);
     assert_eq!(h.state().scene3d().uco3d().unwrap().shown_frame(), Some(1));
 
+    // Orbiting: frusta, trajectory and the shown frame inside its own frustum (zoomed
+    // out with the wheel so every camera is in view; frame 4 faces this view).
+    for _ in 0..3 {
+        h.key_press(egui::Key::ArrowRight);
+    }
+    settle(&mut h);
+    h.event(egui::Event::PointerMoved(egui::pos2(530.0, 400.0)));
+    for _ in 0..5 {
+        h.event(egui::Event::MouseWheel {
+            unit: egui::MouseWheelUnit::Point,
+            delta: egui::vec2(0.0, -60.0),
+            phase: egui::TouchPhase::Move,
+            source: egui::MouseWheelSource::Unknown,
+            modifiers: egui::Modifiers::NONE,
+        });
+        h.run_steps(2);
+    }
+    settle(&mut h);
+    h.mask(egui::Rect::from_min_max(
+        egui::pos2(0.0, 52.0),
+        egui::pos2(295.0, 74.0),
+    ));
+    h.snapshot_options(
+        "uco3d_orbit_frusta",
+        &SnapshotOptions::new().threshold(1.0).max_failed_pixels(200),
+    );
+    for _ in 0..3 {
+        h.key_press(egui::Key::ArrowLeft);
+    }
+    settle(&mut h);
+
     // C looks through the frame's camera; the render is compared with the frame.
     h.key_press(egui::Key::C);
     settle(&mut h);

@@ -289,6 +289,11 @@ impl Scene3d {
         } else {
             Vec::new()
         };
+        let thumbnail = if self.show_frusta && !self.look_through {
+            session.frame_in_frustum()
+        } else {
+            None
+        };
         self.paint_splats(ui, view_rect, cam, shared);
         if self.look_through
             && let Some(session) = &self.uco3d
@@ -298,6 +303,9 @@ impl Scene3d {
         let painter = ui.painter_at(view_rect);
         let to_screen =
             |(u, v): (f64, f64)| view_rect.min + egui::vec2(u as f32 / ppp, v as f32 / ppp);
+        if let Some((texture, corners)) = thumbnail {
+            draw_image_plane(&painter, texture, &corners, &cam, to_screen);
+        }
         draw_segments(&painter, &segments, &cam, to_screen);
         painter.text(
             view_rect.left_bottom() + egui::vec2(10.0, -10.0),
@@ -721,6 +729,47 @@ impl Workspace for Scene3d {
             || self.demo_pending
             || self.uco3d.as_ref().is_some_and(Uco3dSession::is_busy)
     }
+}
+
+/// An image on a 3-D quad (`corners`: top-left, top-right, bottom-right, bottom-left),
+/// e.g. a frame inside its camera frustum. The quad is cut into a grid so the affine
+/// texture mapping of each small cell is close to the true perspective mapping.
+fn draw_image_plane(
+    painter: &egui::Painter,
+    texture: egui::TextureId,
+    corners: &[nalgebra::Point3<f64>; 4],
+    cam: &Camera,
+    to_screen: impl Fn((f64, f64)) -> egui::Pos2,
+) {
+    const N: usize = 8;
+    let mut mesh = egui::Mesh::with_texture(texture);
+    let tint = Color32::from_white_alpha(230);
+    for j in 0..=N {
+        for i in 0..=N {
+            let (u, v) = (i as f64 / N as f64, j as f64 / N as f64);
+            let top = corners[0] + (corners[1] - corners[0]) * u;
+            let bottom = corners[3] + (corners[2] - corners[3]) * u;
+            let p = top + (bottom - top) * v;
+            // Any vertex behind the viewer: skip the picture (its frustum lines are
+            // still clipped and drawn).
+            let Some((x, y, _)) = cam.project(&p) else {
+                return;
+            };
+            mesh.vertices.push(egui::epaint::Vertex {
+                pos: to_screen((x, y)),
+                uv: egui::pos2(u as f32, v as f32),
+                color: tint,
+            });
+        }
+    }
+    let at = |i: usize, j: usize| (j * (N + 1) + i) as u32;
+    for j in 0..N {
+        for i in 0..N {
+            mesh.add_triangle(at(i, j), at(i + 1, j), at(i + 1, j + 1));
+            mesh.add_triangle(at(i, j), at(i + 1, j + 1), at(i, j + 1));
+        }
+    }
+    painter.add(egui::Shape::mesh(mesh));
 }
 
 /// 3-D line segments seen by `cam`, drawn with egui's painter (on top of the splats).

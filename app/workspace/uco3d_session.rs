@@ -545,6 +545,30 @@ impl Uco3dSession {
 
     /// Frusta of every annotated camera (current one highlighted) and the canonical
     /// axes, in the raw frame.
+    /// The mean distance of the cameras from the scene centre (raw frame).
+    fn mean_camera_distance(&self, seq: &Sequence) -> f64 {
+        let centre = self.display_alignment().inverse_point(&Point3::origin());
+        seq.cameras
+            .iter()
+            .map(|c| (c.pinhole().centre() - centre).norm())
+            .sum::<f64>()
+            / seq.cameras.len().max(1) as f64
+    }
+
+    /// The shown video frame and the corners of its frustum's image plane (raw frame,
+    /// top-left first, clockwise), to draw the frame inside its frustum.
+    pub fn frame_in_frustum(&self) -> Option<(egui::TextureId, [Point3<f64>; 4])> {
+        let seq = self.seq.as_ref()?;
+        let t = self.textures.as_ref().filter(|t| t.index == self.frame)?;
+        let cam = self.current_camera()?;
+        let texture = match (&t.undistorted, self.undistort) {
+            (Some(u), true) => u.id(),
+            _ => t.raw.id(),
+        };
+        let depth = (self.mean_camera_distance(seq) * 0.12).max(1e-3);
+        Some((texture, cam.frustum_corners(depth)))
+    }
+
     pub fn overlay_segments(&self, looking_through: bool) -> Vec<Segment> {
         let Some(seq) = &self.seq else {
             return Vec::new();
@@ -552,13 +576,7 @@ impl Uco3dSession {
         let align = self.display_alignment();
         let mut out = Vec::new();
         // Frusta sized to the scene: a tenth of the mean camera distance to the centre.
-        let centre = align.inverse_point(&Point3::origin());
-        let mean_dist = seq
-            .cameras
-            .iter()
-            .map(|c| (c.pinhole().centre() - centre).norm())
-            .sum::<f64>()
-            / seq.cameras.len().max(1) as f64;
+        let mean_dist = self.mean_camera_distance(seq);
         let depth = (mean_dist * 0.12).max(1e-3);
         for (i, c) in seq.cameras.iter().enumerate() {
             // Seen from itself, the current frustum is just the image border.
