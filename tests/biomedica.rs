@@ -854,3 +854,69 @@ fn titles_and_mesh_terms_are_searchable() {
         assert_eq!(find(SearchIn::Both), both, "{q}");
     }
 }
+
+/// The CLIP embedding job's cache and resume, with a stand-in encoder whose vector is
+/// each image's (width, height, 1), so every stored vector can be checked against the
+/// JPEG decoded here: a cancel after the first batch keeps that batch (`.part`), the
+/// next run embeds only the rest, and a third run embeds nothing.
+#[test]
+fn embedding_resumes_after_a_cancel_and_reuses_finished_shards() {
+    use loupe::datasets::biomedica::vectors::{VectorError, embed_catalog};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let mut cat = Catalog::default();
+    for rel in GOOD {
+        cat.add_shard(index(rel));
+    }
+    cat.finish();
+    let cache = tempfile::tempdir().unwrap();
+    let calls = AtomicUsize::new(0);
+    let encode = |imgs: &[image::RgbImage]| -> Result<Vec<Vec<f32>>, String> {
+        calls.fetch_add(1, Ordering::SeqCst);
+        Ok(imgs
+            .iter()
+            .map(|im| vec![im.width() as f32, im.height() as f32, 1.0])
+            .collect())
+    };
+    let run = |cancel_after: usize| {
+        calls.store(0, Ordering::SeqCst);
+        embed_catalog(
+            &cat,
+            cache.path(),
+            "stand-in",
+            "stand-in",
+            3,
+            4,
+            &encode,
+            &|_, _| {},
+            &|| calls.load(Ordering::SeqCst) >= cancel_after,
+        )
+    };
+    // Decodable images, counted here with the image crate.
+    let with_image: Vec<u32> = (0..cat.len() as u32)
+        .filter(|&i| {
+            cat.read_member(i, Ext::Jpg)
+                .ok()
+                .is_some_and(|b| image::load_from_memory(&b).is_ok())
+        })
+        .collect();
+    assert!(matches!(run(1), Err(VectorError::Cancelled)));
+    let second = run(usize::MAX).unwrap();
+    let first_batch = with_image.len() - second.stats.embedded_now;
+    assert!(
+        (1..=4).contains(&first_batch),
+        "the cancelled run's batch is kept ({first_batch})"
+    );
+    assert_eq!(second.len(), with_image.len());
+    for &id in &with_image {
+        let img = image::load_from_memory(&cat.read_member(id, Ext::Jpg).unwrap()).unwrap();
+        let (w, h) = (img.width() as f32, img.height() as f32);
+        let n = (w * w + h * h + 1.0).sqrt();
+        let v = second.vector(id).unwrap();
+        for (got, want) in v.iter().zip([w / n, h / n, 1.0 / n]) {
+            assert!((got - want).abs() < 1e-3, "{}: {v:?}", cat.key(id));
+        }
+    }
+    let third = run(usize::MAX).unwrap();
+    assert_eq!(third.stats.embedded_now, 0);
+    assert_eq!(third.stats.cached_shards, third.stats.shards);
+}

@@ -4,19 +4,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use loupe_render::io::gsplat_png::read_gsplat_dir;
+use loupe_render::io::gsplat_png::{PNG_FILES, read_gsplat_dir};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-const FILES: [&str; 7] = [
-    "meta.json",
-    "means_l.png",
-    "means_u.png",
-    "scales.png",
-    "quats.png",
-    "opacities.png",
-    "sh0.png",
-];
 
 /// A private copy of the fixture folder, made once per fuzzing process.
 fn folder() -> &'static PathBuf {
@@ -39,7 +30,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let dir = folder();
-    let name = FILES[usize::from(which) % FILES.len()];
+    let k = usize::from(which) % (PNG_FILES.len() + 1);
+    let name = if k == 0 { "meta.json" } else { PNG_FILES[k - 1] };
     let original = std::fs::read(dir.join(name)).ok();
     if std::fs::write(dir.join(name), rest).is_err() {
         return;

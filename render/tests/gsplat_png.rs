@@ -246,14 +246,7 @@ fn corrupt_meta_json_is_reported() {
 
 #[test]
 fn missing_pngs_are_reported() {
-    for file in [
-        "means_l.png",
-        "means_u.png",
-        "scales.png",
-        "quats.png",
-        "opacities.png",
-        "sh0.png",
-    ] {
+    for file in loupe_render::io::gsplat_png::PNG_FILES {
         let (_t, dir) = copy_of("deg3");
         std::fs::remove_file(dir.join(file)).unwrap();
         assert_fails(&dir, file, "not found");

@@ -101,16 +101,8 @@ fn mutated_gsplat_folders_never_panic() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
     }
-    let names = [
-        "meta.json",
-        "means_l.png",
-        "means_u.png",
-        "scales.png",
-        "quats.png",
-        "opacities.png",
-        "sh0.png",
-    ];
-    for (k, name) in names.iter().enumerate() {
+    let names = std::iter::once("meta.json").chain(loupe_render::io::gsplat_png::PNG_FILES);
+    for (k, name) in names.enumerate() {
         let path = dir.path().join(name);
         let valid = std::fs::read(&path).unwrap();
         for bytes in mutations(&valid, 0x5eed + k as u64, 60) {

@@ -238,6 +238,17 @@ pub fn read_gsplat_dir(
     Ok((s, report))
 }
 
+/// The PNG files of a folder with every image parameter (means split in low and high
+/// bytes), for tests and fuzzing that damage them one at a time.
+pub const PNG_FILES: [&str; 6] = [
+    "means_l.png",
+    "means_u.png",
+    "scales.png",
+    "quats.png",
+    "opacities.png",
+    "sh0.png",
+];
+
 /// The parameters this reader knows; gsplat stores any other one as `<name>.npz`.
 const PARAMS: [&str; 7] = [
     "means",
