@@ -132,6 +132,43 @@ fn opened_shards_are_indexed_counted_filtered_and_searched() {
     snapshot(&mut h, "biomed_search");
 }
 
+/// Large catalogs are filtered on the worker (`ASYNC_FILTER_FROM`); forcing that path on
+/// the fixture gives the manifest's hits, and a query typed before the previous one's
+/// job finished wins over it (the stale job is cancelled, its result never shown).
+#[test]
+fn filtering_on_the_worker_shows_the_latest_query() {
+    let m = manifest();
+    let hits = |i: usize| -> std::collections::BTreeSet<String> {
+        m["search"]["queries"][i]["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["key"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(m["search"]["queries"][1]["query"], "fundus");
+    assert_eq!(m["search"]["queries"][7]["query"], "greyscale");
+    let mut h = harness(good_folders());
+    let total = h.state().biomed().visible_count();
+    {
+        let (b, _) = h.state_mut().biomed_mut();
+        b.set_async_filter_from(0);
+        b.set_query("fundus");
+        assert!(b.is_filtering(), "the query runs as a job");
+        // The shown items stay until the job's answer arrives.
+        assert_eq!(b.visible_count(), total);
+        b.set_query("greyscale");
+    }
+    settle(&mut h);
+    let b = h.state().biomed();
+    assert!(!b.is_filtering());
+    let got: std::collections::BTreeSet<String> =
+        b.visible_keys().into_iter().map(str::to_owned).collect();
+    assert_eq!(got, hits(7));
+    assert!(hits(7).contains(b.selected_key().unwrap()));
+    h.get_by_label(&format!("{} of {total} items", hits(7).len()));
+}
+
 #[test]
 fn the_grid_moves_by_keyboard_and_shows_the_fixture() {
     let mut h = harness(good_folders());

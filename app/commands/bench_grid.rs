@@ -164,6 +164,68 @@ fn grid_frames(catalog: biomedica::Catalog) -> anyhow::Result<FrameStats> {
     })
 }
 
+/// What a filter change costs at this size: `biomed::ordered` for a caption search, a
+/// CLIP ranking (random cosines stand in for a semantic query's scores) and both fused.
+/// From `ASYNC_FILTER_FROM` items this runs on the worker, so the UI thread only pays
+/// for starting the job; smaller catalogs are filtered in the frame.
+fn filter_changes(catalog: &biomedica::Catalog, runs: usize) {
+    use crate::datasets::biomedica::Filter;
+    use crate::workspace::biomed::ordered;
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    let scores: Vec<f32> = (0..catalog.len())
+        .map(|_| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng >> 40) as f32 / (1u64 << 24) as f32
+        })
+        .collect();
+    let caption = Filter {
+        query: "fundus".into(),
+        ..Filter::default()
+    };
+    let cases: [(&str, &Filter, Option<&[f32]>, usize); 4] = [
+        ("caption search \"fundus\"", &caption, None, 0),
+        (
+            "CLIP ranking, top 1,000",
+            &Filter::default(),
+            Some(&scores),
+            1000,
+        ),
+        (
+            "CLIP ranking, all items",
+            &Filter::default(),
+            Some(&scores),
+            0,
+        ),
+        (
+            "\"fundus\" fused with CLIP top 1,000 (RRF)",
+            &caption,
+            Some(&scores),
+            1000,
+        ),
+    ];
+    println!(
+        "Filter changes at {} items (median of {runs}, one core):",
+        catalog.len()
+    );
+    println!();
+    println!("| change | results | ms |");
+    println!("|---|---|---|");
+    for (name, filter, scores, limit) in cases {
+        let mut times = Vec::new();
+        let mut count = 0;
+        for _ in 0..runs.max(1) {
+            let t = Instant::now();
+            count = ordered(catalog, filter, scores, limit).len();
+            times.push(t.elapsed());
+        }
+        times.sort();
+        println!("| {name} | {count} | {:.1} |", ms(percentile(&times, 0.5)));
+    }
+    println!();
+}
+
 fn frames(args: &BenchArgs) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let dir = args.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
@@ -177,6 +239,9 @@ fn frames(args: &BenchArgs) -> anyhow::Result<()> {
             biomedica::build_catalog(&shards, &dir.join(format!("side-{n}")), &|_, _| {}, &|| {
                 false
             })?;
+        if n == args.samples {
+            filter_changes(&catalog, args.runs);
+        }
         let s = grid_frames(catalog)?;
         let base = *baseline.get_or_insert(s.p99);
         rows.push(format!(

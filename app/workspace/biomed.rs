@@ -12,7 +12,7 @@ use crate::datasets::biomedica::{self, Catalog, Filter, IndexStats, rank, sideca
 use crate::image_cache::{ImageSource, ImageState, Resolution};
 use crate::routing::Content;
 use crate::ui::{shortcuts, theme, widgets};
-use crate::worker::{JobError, JobHandle};
+use crate::worker::{JobError, JobHandle, Worker};
 use egui::{RichText, Ui};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -73,7 +73,19 @@ pub struct BioMed {
     group_requested: Option<u64>,
     /// The full image being decoded for the clipboard.
     copy_job: Option<JobHandle<egui::ColorImage>>,
+    /// Filtering and ranking of a large catalog, off the UI thread; `true` when the
+    /// selection should move to the first result once it is done.
+    ordering: Option<(JobHandle<Vec<ItemId>>, bool)>,
+    /// The shared worker, kept from the first `poll` so `refilter` can start jobs.
+    worker: Option<Worker>,
+    async_filter_from: usize,
 }
+
+/// From this many items on, filtering and ranking run on the worker: at 1M items a
+/// caption search takes 15–30 ms and a hybrid (caption + CLIP) ranking more, which would
+/// drop frames while the user types (figures in BENCHMARKS.md, `loupe bench grid`).
+/// Smaller catalogs are filtered in place, with no frame of stale results.
+const ASYNC_FILTER_FROM: usize = 100_000;
 
 impl Default for BioMed {
     fn default() -> Self {
@@ -104,6 +116,9 @@ impl Default for BioMed {
             like_requested: false,
             group_requested: None,
             copy_job: None,
+            ordering: None,
+            worker: None,
+            async_filter_from: ASYNC_FILTER_FROM,
         }
     }
 }
@@ -166,34 +181,56 @@ impl BioMed {
         self.clip.label(self.visible.clone(), &self.catalog, shared);
     }
 
-    /// The items in display order: the filter's (caption matches best first), ranked by
-    /// CLIP similarity when a semantic query is active, fused by reciprocal rank when
-    /// both a caption query and a semantic one are.
-    fn ordered(&self) -> Vec<ItemId> {
-        let Some(sem) = &self.clip.semantic else {
-            return self.catalog.apply(&self.filter);
-        };
-        let pool = self.catalog.apply(&Filter {
-            query: String::new(),
-            ..self.filter.clone()
-        });
-        let semantic = rank::by_score(&pool, &sem.scores, self.clip.limit);
-        if self.filter.query.trim().is_empty() {
-            return semantic;
-        }
-        let caption = self.catalog.apply(&self.filter);
-        rank::rrf(&[&caption, &semantic])
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect()
+    fn refilter(&mut self) {
+        self.refilter_then(false);
     }
 
-    fn refilter(&mut self) {
-        self.visible = self.ordered();
-        if self.selected.is_none_or(|s| !self.visible.contains(&s)) {
+    /// Recompute the shown items; with `select_first` the selection then moves to the
+    /// first of them (a new semantic ranking), otherwise it stays if still shown.
+    fn refilter_then(&mut self, select_first: bool) {
+        if let Some((old, _)) = self.ordering.take() {
+            old.cancel();
+        }
+        let semantic = self.clip.semantic.as_ref().map(|s| s.scores.clone());
+        match &self.worker {
+            Some(worker) if self.catalog.len() >= self.async_filter_from => {
+                let catalog = self.catalog.clone();
+                let filter = self.filter.clone();
+                let limit = self.clip.limit;
+                let name = format!("Filter {} samples", catalog.len());
+                let job = worker.spawn(&name, move |_| {
+                    Ok(ordered(&catalog, &filter, semantic.as_deref(), limit))
+                });
+                self.ordering = Some((job, select_first));
+            }
+            _ => {
+                let items = ordered(
+                    &self.catalog,
+                    &self.filter,
+                    semantic.as_deref(),
+                    self.clip.limit,
+                );
+                self.show_ordered(items, select_first);
+            }
+        }
+    }
+
+    fn show_ordered(&mut self, items: Vec<ItemId>, select_first: bool) {
+        self.visible = items;
+        if select_first || self.selected.is_none_or(|s| !self.visible.contains(&s)) {
             self.selected = self.visible.first().copied();
             self.scroll_to_selected = true;
         }
+    }
+
+    /// Filter on the worker from this many items on (tests force the job path with 0).
+    pub fn set_async_filter_from(&mut self, items: usize) {
+        self.async_filter_from = items;
+    }
+
+    /// True while a filter change is being applied on the worker.
+    pub fn is_filtering(&self) -> bool {
+        self.ordering.is_some()
     }
 
     /// Show an already built catalog (benchmarks): no indexing job, no demo.
@@ -984,8 +1021,39 @@ fn json_tree(ui: &mut Ui, key: &str, v: &Value, id: egui::Id) {
     }
 }
 
+/// The items in display order: the filter's (caption matches best first), ranked by
+/// CLIP similarity when a semantic query is active (`scores`, cosine per item id, the
+/// best `limit` of them; 0 = all), fused by reciprocal rank when both a caption query and
+/// a semantic one are. Pure, so it can run on the worker.
+pub fn ordered(
+    catalog: &Catalog,
+    filter: &Filter,
+    scores: Option<&[f32]>,
+    limit: usize,
+) -> Vec<ItemId> {
+    let Some(scores) = scores else {
+        return catalog.apply(filter);
+    };
+    let pool = catalog.apply(&Filter {
+        query: String::new(),
+        ..filter.clone()
+    });
+    let semantic = rank::by_score(&pool, scores, limit);
+    if filter.query.trim().is_empty() {
+        return semantic;
+    }
+    let caption = catalog.apply(filter);
+    rank::rrf(&[&caption, &semantic])
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect()
+}
+
 impl Workspace for BioMed {
     fn poll(&mut self, shared: &mut Shared) {
+        if self.worker.is_none() {
+            self.worker = Some(shared.worker.clone());
+        }
         if self.source == Source::DemoPending && self.loading.is_none() {
             self.start_indexing(shared);
             self.source = Source::Demo;
@@ -1030,9 +1098,18 @@ impl Workspace for BioMed {
             self.more_like_selected(shared);
         }
         if self.clip.poll(&self.catalog, shared) {
-            self.refilter();
-            self.selected = self.visible.first().copied();
-            self.scroll_to_selected = true;
+            self.refilter_then(true);
+        }
+        if let Some((job, select_first)) = &mut self.ordering
+            && let Some(result) = job.try_take()
+        {
+            let select_first = *select_first;
+            self.ordering = None;
+            match result {
+                Ok(items) => self.show_ordered(items, select_first),
+                Err(JobError::Cancelled) => {}
+                Err(err) => shared.toasts.error(err.to_string()),
+            }
         }
         self.request_detail(shared);
     }
@@ -1100,11 +1177,17 @@ impl Workspace for BioMed {
                 }
             });
         }
-        ui.label(format!(
-            "{} of {} items",
-            self.visible.len(),
-            self.catalog.len()
-        ));
+        ui.horizontal(|ui| {
+            ui.label(format!(
+                "{} of {} items",
+                self.visible.len(),
+                self.catalog.len()
+            ));
+            if self.ordering.is_some() {
+                ui.spinner();
+                ui.label(RichText::new("filtering…").weak());
+            }
+        });
         ui.separator();
         egui::ScrollArea::vertical()
             .id_salt("biomed_filters")
@@ -1317,6 +1400,7 @@ impl Workspace for BioMed {
             || self.detail_job.is_some()
             || self.clip.is_busy()
             || self.copy_job.is_some()
+            || self.ordering.is_some()
     }
 }
 

@@ -59,7 +59,8 @@ enum Reply {
 pub struct Semantic {
     pub query: Query,
     /// Cosine per item id (NaN without a vector).
-    pub scores: Vec<f32>,
+    /// Shared with the filtering job (`biomed::ordered` runs on the worker for large catalogs).
+    pub scores: Arc<[f32]>,
 }
 
 /// Zero-shot labels of the items that were shown when asked.
@@ -236,7 +237,10 @@ impl ClipSearch {
                 match reply {
                     Reply::Embedded => false,
                     Reply::Scores(query, scores) => {
-                        self.semantic = Some(Semantic { query, scores });
+                        self.semantic = Some(Semantic {
+                            query,
+                            scores: scores.into(),
+                        });
                         true
                     }
                     Reply::ZeroShot(classes, predicted) => {
@@ -308,12 +312,18 @@ impl ClipSearch {
             ui.label(RichText::new(what).small().color(theme::ACCENT));
         }
         if let Some((name, job)) = &self.job {
+            // Truncated: a transient long line would widen the side panel for good (side
+            // panels keep the widest content they have seen).
             ui.horizontal(|ui| {
                 ui.spinner();
-                ui.label(format!("CLIP: {name}… (progress in the status bar)"));
                 if ui.small_button("Stop").clicked() {
                     job.cancel();
                 }
+                ui.add(
+                    egui::Label::new(format!("CLIP: {name}… (progress in the status bar)"))
+                        .truncate(),
+                )
+                .on_hover_text(name.clone());
             });
         }
         egui::CollapsingHeader::new("CLIP model and vectors")
