@@ -323,7 +323,7 @@ impl ClipSearch {
                     egui::Label::new(format!("CLIP: {name}… (progress in the status bar)"))
                         .truncate(),
                 )
-                .on_hover_text(name.clone());
+                .on_hover_text(*name);
             });
         }
         egui::CollapsingHeader::new("CLIP model and vectors")
