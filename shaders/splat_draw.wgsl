@@ -1,5 +1,6 @@
 // Gaussian splats, drawing: one instanced quad per splat spanning its 3σ radius, in
-// the back-to-front order sorted on the CPU, with premultiplied alpha. Types come from
+// the back-to-front order sorted on the CPU, with premultiplied alpha, depth-tested
+// against the overlay lines drawn before them. Types come from
 // splat_common.wgsl.
 
 @group(0) @binding(0) var<uniform> dg: Globals;
@@ -25,7 +26,11 @@ fn vs_main(@builtin(vertex_index) vid: u32, @builtin(instance_index) iid: u32) -
     let corner = vec2<f32>(f32(vid & 1u), f32(vid >> 1u)) * 2.0 - 1.0;
     let px = p.center_radius.xy + corner * radius;
     let size = dg.viewport.xy;
-    out.position = vec4<f32>(2.0 * px.x / size.x - 1.0, 1.0 - 2.0 * px.y / size.y, 0.5, 1.0);
+    // Depth of the splat's centre as 1 - near/z, the overlay lines' convention: the
+    // whole splat is in front of or behind a line (tested, not written: splats are
+    // blended in sorted order).
+    let depth = 1.0 - dg.viewport.z / p.center_radius.w;
+    out.position = vec4<f32>(2.0 * px.x / size.x - 1.0, 1.0 - 2.0 * px.y / size.y, depth, 1.0);
     // Fragment positions are framebuffer pixels; the viewport may not start at 0 (egui).
     out.center = p.center_radius.xy + dg.origin.xy;
     out.conic_opacity = p.conic_opacity;

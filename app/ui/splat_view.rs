@@ -1,31 +1,48 @@
 //! Splats inside egui: a paint callback (egui's `custom3d_wgpu` pattern) that uploads
-//! the scene once, writes the camera each frame, takes the newest background sort, and
-//! draws into egui's render pass.
+//! the scene once, writes the camera each frame, takes the newest background sort, draws
+//! the overlay lines and the splats depth-composited into the view's own colour + depth
+//! target (egui's frame has no depth buffer), and composites that into egui's pass.
 
 use loupe_render::camera::Camera;
 use loupe_render::gpu::sorter::SortResult;
-use loupe_render::gpu::{GpuSplats, SplatPipeline};
+use loupe_render::gpu::{
+    CompositeBinding, CompositePipeline, GpuLines, GpuSplats, LineInstance, LinePipeline,
+    SplatPipeline, ViewTarget,
+};
 use loupe_render::reference::RenderSettings;
 use loupe_render::splats::Splats;
 use std::sync::Arc;
 
 /// GPU state kept in egui-wgpu's callback resources.
 pub struct SplatResources {
+    format: wgpu::TextureFormat,
     pipeline: SplatPipeline,
+    line_pipeline: LinePipeline,
+    composite: CompositePipeline,
+    lines: GpuLines,
     scene: Option<(u64, GpuSplats)>,
+    target: Option<(ViewTarget, CompositeBinding)>,
     order_generation: u64,
 }
 
-/// Register the pipeline with egui's renderer; call once at start-up.
+/// Register the pipelines with egui's renderer; call once at start-up.
 pub fn install(render_state: &egui_wgpu::RenderState) {
-    let pipeline = SplatPipeline::new(&render_state.device, render_state.target_format);
+    let device = &render_state.device;
+    let format = render_state.target_format;
+    let line_pipeline = LinePipeline::new(device, format);
+    let lines = GpuLines::new(device, &line_pipeline);
     render_state
         .renderer
         .write()
         .callback_resources
         .insert(SplatResources {
-            pipeline,
+            format,
+            pipeline: SplatPipeline::new(device, format),
+            composite: CompositePipeline::new(device, format),
+            line_pipeline,
+            lines,
             scene: None,
+            target: None,
             order_generation: 0,
         });
 }
@@ -36,6 +53,8 @@ pub struct SplatPaint {
     pub camera: Camera,
     pub settings: RenderSettings,
     pub order: Option<SortResult>,
+    /// Overlay lines for this camera (`loupe_render::gpu::project_lines`).
+    pub lines: Vec<LineInstance>,
     /// Top-left of the view in physical pixels of the window.
     pub origin_px: [f32; 2],
 }
@@ -63,17 +82,40 @@ impl egui_wgpu::CallbackTrait for SplatPaint {
             ));
             res.order_generation = 0;
         }
-        let Some((_, gpu)) = res.scene.as_mut() else {
+        let k = &self.camera.intrinsics;
+        let size = [k.width, k.height];
+        if res.target.as_ref().is_none_or(|(t, _)| t.size() != size) {
+            let target = ViewTarget::new(
+                device,
+                res.format,
+                size,
+                wgpu::TextureUsages::TEXTURE_BINDING,
+            );
+            let binding = res.composite.bind(device, &target);
+            res.target = Some((target, binding));
+        }
+        let (Some((_, gpu)), Some((target, binding))) = (res.scene.as_mut(), res.target.as_ref())
+        else {
             return Vec::new();
         };
-        gpu.set_view(queue, &self.camera, &self.settings, self.origin_px);
+        // The view has its own target now, so the splats start at its pixel (0, 0).
+        gpu.set_view(queue, &self.camera, &self.settings, [0.0, 0.0]);
         if let Some(order) = &self.order
             && order.generation != res.order_generation
         {
             gpu.set_order(queue, &order.order);
             res.order_generation = order.generation;
         }
+        res.lines
+            .set(device, queue, &res.line_pipeline, &self.lines, size);
+        res.composite.set_origin(queue, binding, self.origin_px);
         gpu.preprocess(encoder, &res.pipeline);
+        {
+            // Transparent: egui's background (drawn beneath) shows through, as before.
+            let mut pass = target.begin_pass(encoder, wgpu::Color::TRANSPARENT);
+            res.lines.draw(&mut pass, &res.line_pipeline);
+            gpu.draw(&mut pass, &res.pipeline);
+        }
         Vec::new()
     }
 
@@ -84,12 +126,13 @@ impl egui_wgpu::CallbackTrait for SplatPaint {
         resources: &egui_wgpu::CallbackResources,
     ) {
         if let Some(SplatResources {
-            pipeline,
-            scene: Some((_, gpu)),
+            composite,
+            target: Some((_, binding)),
+            scene: Some(_),
             ..
         }) = resources.get::<SplatResources>()
         {
-            gpu.draw(pass, pipeline);
+            composite.draw(pass, binding);
         }
     }
 }

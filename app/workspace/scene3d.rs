@@ -206,9 +206,19 @@ impl Scene3d {
             .rect_filled(rect, 0.0, Color32::from_rgb(r, g, b));
     }
 
-    /// Draw the splats seen by `cam` into `rect` (egui's wgpu pass).
-    fn paint_splats(&mut self, ui: &Ui, rect: egui::Rect, cam: Camera, shared: &mut Shared) {
+    /// Draw the splats seen by `cam` into `rect` (egui's wgpu pass) with the overlay
+    /// `segments` depth-composited among them; without the wgpu renderer the segments
+    /// are drawn over the view with egui's painter instead.
+    fn paint_splats(
+        &mut self,
+        ui: &Ui,
+        rect: egui::Rect,
+        cam: Camera,
+        segments: &[Segment],
+        shared: &mut Shared,
+    ) {
         let ppp = ui.ctx().pixels_per_point();
+        let background = self.settings.background;
         match &mut self.content {
             Content3d::Splats { splats, sorter } if self.gpu => {
                 if sorter.is_none() {
@@ -226,10 +236,17 @@ impl Scene3d {
                         camera: cam,
                         settings: self.settings,
                         order: sorter.latest(),
+                        lines: loupe_render::gpu::project_lines(
+                            &cam,
+                            segments,
+                            LINE_WIDTH * ppp,
+                            background,
+                        ),
                         origin_px: [(rect.min.x * ppp).round(), (rect.min.y * ppp).round()],
                     };
                     ui.painter()
                         .add(egui_wgpu::Callback::new_paint_callback(rect, paint));
+                    return;
                 }
             }
             Content3d::Splats { .. } => {
@@ -242,6 +259,9 @@ impl Scene3d {
                 );
             }
         }
+        let painter = ui.painter_at(rect);
+        let to_screen = |(u, v): (f64, f64)| rect.min + egui::vec2(u as f32 / ppp, v as f32 / ppp);
+        draw_segments(&painter, segments, &cam, to_screen);
     }
 
     /// The uCO3D sequence view: 3D scene beside the video frame, timeline below.
@@ -294,7 +314,7 @@ impl Scene3d {
         } else {
             None
         };
-        self.paint_splats(ui, view_rect, cam, shared);
+        self.paint_splats(ui, view_rect, cam, &segments, shared);
         if self.look_through
             && let Some(session) = &self.uco3d
         {
@@ -306,7 +326,6 @@ impl Scene3d {
         if let Some((texture, corners)) = thumbnail {
             draw_image_plane(&painter, texture, &corners, &cam, to_screen);
         }
-        draw_segments(&painter, &segments, &cam, to_screen);
         painter.text(
             view_rect.left_bottom() + egui::vec2(10.0, -10.0),
             egui::Align2::LEFT_BOTTOM,
@@ -330,9 +349,8 @@ impl Scene3d {
         ui.allocate_rect(full, egui::Sense::hover());
     }
 
-    fn draw_overlays(&self, ui: &Ui, rect: egui::Rect, cam: &Camera, ppp: f32) {
-        let painter = ui.painter_at(rect);
-        let to_screen = |(u, v): (f64, f64)| rect.min + egui::vec2(u as f32 / ppp, v as f32 / ppp);
+    /// Axes, grid, bounding box and the demo's frusta.
+    fn overlay_segments(&self) -> Vec<Segment> {
         let scale = self.orbit.distance * 0.12;
         let mut segments: Vec<Segment> = DemoScene::axes(scale).to_vec();
         if let Content3d::Splats { splats, .. } = &self.content
@@ -367,8 +385,11 @@ impl Scene3d {
                 segments.extend(DemoScene::frustum_segments(c, 0.25, rgba));
             }
         }
-        draw_segments(&painter, &segments, cam, to_screen);
-        painter.text(
+        segments
+    }
+
+    fn draw_hint(&self, ui: &Ui, rect: egui::Rect) {
+        ui.painter_at(rect).text(
             rect.left_bottom() + egui::vec2(10.0, -10.0),
             egui::Align2::LEFT_BOTTOM,
             "Drag to orbit · scroll to zoom · F to fit",
@@ -533,8 +554,9 @@ impl Workspace for Scene3d {
             }
             None => (rect, self.orbit.camera(px(rect.width()), px(rect.height()))),
         };
-        self.paint_splats(ui, rect, cam, shared);
-        self.draw_overlays(ui, rect, &cam, ppp);
+        let segments = self.overlay_segments();
+        self.paint_splats(ui, rect, cam, &segments, shared);
+        self.draw_hint(ui, rect);
     }
 
     fn inspector(&mut self, ui: &mut Ui, shared: &mut Shared) {
@@ -772,7 +794,11 @@ fn draw_image_plane(
     painter.add(egui::Shape::mesh(mesh));
 }
 
-/// 3-D line segments seen by `cam`, drawn with egui's painter (on top of the splats).
+/// Overlay line width in points (the wgpu path draws it in physical pixels).
+const LINE_WIDTH: f32 = 2.0;
+
+/// 3-D line segments seen by `cam`, drawn with egui's painter (over the view: the
+/// fallback without the wgpu renderer).
 fn draw_segments(
     painter: &egui::Painter,
     segments: &[Segment],
@@ -784,7 +810,7 @@ fn draw_segments(
             let [r, g, b_, a_] = s.rgba;
             painter.line_segment(
                 [to_screen(a), to_screen(b)],
-                Stroke::new(1.5, Color32::from_rgba_unmultiplied(r, g, b_, a_)),
+                Stroke::new(LINE_WIDTH, Color32::from_rgba_unmultiplied(r, g, b_, a_)),
             );
         }
     }

@@ -168,10 +168,10 @@ pub fn nice_step(x: f64) -> f64 {
         .unwrap_or(10.0 * p)
 }
 
-/// A segment's pixel end points after clipping it to the camera's near plane (a grid
-/// line passing beside and behind the camera is drawn up to the plane, not dropped);
-/// `None` when it lies wholly behind.
-pub fn clip_project(cam: &Camera, a: &Point3<f64>, b: &Point3<f64>) -> Option<[(f64, f64); 2]> {
+/// A segment's end points in camera space after clipping it to the camera's near
+/// plane (a grid line passing beside and behind the camera is kept up to the plane, not
+/// dropped); `None` when it lies wholly behind.
+pub fn clip_camera(cam: &Camera, a: &Point3<f64>, b: &Point3<f64>) -> Option<[Point3<f64>; 2]> {
     let (mut pa, mut pb) = (cam.world_to_camera * a, cam.world_to_camera * b);
     let near = cam.near;
     if pa.z < near && pb.z < near {
@@ -186,6 +186,12 @@ pub fn clip_project(cam: &Camera, a: &Point3<f64>, b: &Point3<f64>) -> Option<[(
             pb = cut;
         }
     }
+    Some([pa, pb])
+}
+
+/// A segment's pixel end points after clipping it to the near plane ([`clip_camera`]).
+pub fn clip_project(cam: &Camera, a: &Point3<f64>, b: &Point3<f64>) -> Option<[(f64, f64); 2]> {
+    let [pa, pb] = clip_camera(cam, a, b)?;
     let k = &cam.intrinsics;
     let px = |p: Point3<f64>| (k.fx * p.x / p.z + k.cx, k.fy * p.y / p.z + k.cy);
     Some([px(pa), px(pb)])

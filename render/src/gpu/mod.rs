@@ -2,9 +2,13 @@
 //! screenshots); inside the app the device comes from egui-wgpu.
 
 pub mod context;
+pub mod lines;
 pub mod offscreen;
 pub mod sorter;
 pub mod splat_pipeline;
+pub mod view;
 
 pub use context::{GpuContext, GpuError};
+pub use lines::{GpuLines, LineInstance, LinePipeline, project_lines};
 pub use splat_pipeline::{GpuSplats, SplatPipeline, bytes_per_splat};
+pub use view::{CompositeBinding, CompositePipeline, ViewTarget};

@@ -1,6 +1,9 @@
 //! Render to a texture and read it back: for tests, screenshots and `loupe render`.
 
-use super::{GpuContext, GpuError, GpuSplats, SplatPipeline};
+use super::{
+    GpuContext, GpuError, GpuLines, GpuSplats, LineInstance, LinePipeline, SplatPipeline,
+    ViewTarget,
+};
 use crate::camera::Camera;
 use crate::reference::RenderSettings;
 use crate::splats::Splats;
@@ -15,9 +18,32 @@ pub fn render_splats(
     camera: &Camera,
     settings: &RenderSettings,
 ) -> Result<image::RgbaImage, GpuError> {
+    render_scene(ctx, splats, &[], camera, settings)
+}
+
+/// Render `splats` and overlay `lines` (from [`super::project_lines`] for the same
+/// camera), depth-composited, into an image of the camera's size.
+pub fn render_scene(
+    ctx: &GpuContext,
+    splats: &Splats,
+    lines: &[LineInstance],
+    camera: &Camera,
+    settings: &RenderSettings,
+) -> Result<image::RgbaImage, GpuError> {
     let pipeline = SplatPipeline::new(&ctx.device, FORMAT);
     let mut gpu = GpuSplats::upload(&ctx.device, &pipeline, splats);
-    render_uploaded(ctx, &pipeline, &mut gpu, camera, settings)
+    let line_pipeline = LinePipeline::new(&ctx.device, FORMAT);
+    let mut gpu_lines = GpuLines::new(&ctx.device, &line_pipeline);
+    let size = [camera.intrinsics.width, camera.intrinsics.height];
+    gpu_lines.set(&ctx.device, &ctx.queue, &line_pipeline, lines, size);
+    render_with(
+        ctx,
+        &pipeline,
+        &mut gpu,
+        Some((&line_pipeline, &gpu_lines)),
+        camera,
+        settings,
+    )
 }
 
 /// Render already uploaded splats (benchmarks reuse the upload across frames).
@@ -28,22 +54,19 @@ pub fn render_uploaded(
     camera: &Camera,
     settings: &RenderSettings,
 ) -> Result<image::RgbaImage, GpuError> {
-    let (w, h) = (camera.intrinsics.width, camera.intrinsics.height);
-    let texture = ctx.device.create_texture(&wgpu::TextureDescriptor {
-        label: Some("offscreen"),
-        size: wgpu::Extent3d {
-            width: w,
-            height: h,
-            depth_or_array_layers: 1,
-        },
-        mip_level_count: 1,
-        sample_count: 1,
-        dimension: wgpu::TextureDimension::D2,
-        format: FORMAT,
-        usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
-        view_formats: &[],
-    });
-    let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
+    render_with(ctx, pipeline, gpu, None, camera, settings)
+}
+
+fn render_with(
+    ctx: &GpuContext,
+    pipeline: &SplatPipeline,
+    gpu: &mut GpuSplats,
+    lines: Option<(&LinePipeline, &GpuLines)>,
+    camera: &Camera,
+    settings: &RenderSettings,
+) -> Result<image::RgbaImage, GpuError> {
+    let size = [camera.intrinsics.width, camera.intrinsics.height];
+    let target = ViewTarget::new(&ctx.device, FORMAT, size, wgpu::TextureUsages::COPY_SRC);
     gpu.set_view(&ctx.queue, camera, settings, [0.0, 0.0]);
     let order = super::splat_pipeline::sort_back_to_front(gpu.means(), camera);
     // Culled splats (by opacity or mask) are skipped by the projection pass.
@@ -56,30 +79,19 @@ pub fn render_uploaded(
     gpu.preprocess(&mut encoder, pipeline);
     {
         let [r, g, b] = settings.background.map(f64::from);
-        let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
-            label: Some("offscreen"),
-            color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                view: &view,
-                depth_slice: None,
-                resolve_target: None,
-                ops: wgpu::Operations {
-                    load: wgpu::LoadOp::Clear(if settings.transparent {
-                        wgpu::Color::TRANSPARENT
-                    } else {
-                        wgpu::Color { r, g, b, a: 1.0 }
-                    }),
-                    store: wgpu::StoreOp::Store,
-                },
-            })],
-            depth_stencil_attachment: None,
-            timestamp_writes: None,
-            occlusion_query_set: None,
-            multiview_mask: None,
-        });
+        let clear = if settings.transparent {
+            wgpu::Color::TRANSPARENT
+        } else {
+            wgpu::Color { r, g, b, a: 1.0 }
+        };
+        let mut pass = target.begin_pass(&mut encoder, clear);
+        if let Some((line_pipeline, gpu_lines)) = lines {
+            gpu_lines.draw(&mut pass, line_pipeline);
+        }
         gpu.draw(&mut pass, pipeline);
     }
     ctx.queue.submit([encoder.finish()]);
-    let mut image = read_texture(ctx, &texture)?;
+    let mut image = read_texture(ctx, target.color())?;
     if settings.transparent {
         // The target holds premultiplied colour; PNG wants straight alpha.
         for p in image.pixels_mut() {

@@ -45,7 +45,7 @@ pub struct SplatPipeline {
     draw_layout: wgpu::BindGroupLayout,
 }
 
-fn storage(
+pub(crate) fn storage(
     binding: u32,
     visibility: wgpu::ShaderStages,
     read_only: bool,
@@ -62,7 +62,7 @@ fn storage(
     }
 }
 
-fn uniform(visibility: wgpu::ShaderStages) -> wgpu::BindGroupLayoutEntry {
+pub(crate) fn uniform(visibility: wgpu::ShaderStages) -> wgpu::BindGroupLayoutEntry {
     wgpu::BindGroupLayoutEntry {
         binding: 0,
         visibility,
@@ -153,7 +153,14 @@ impl SplatPipeline {
                 topology: wgpu::PrimitiveTopology::TriangleStrip,
                 ..Default::default()
             },
-            depth_stencil: None,
+            // Tested against the overlay lines' depth, never written (see splat_draw.wgsl).
+            depth_stencil: Some(wgpu::DepthStencilState {
+                format: super::lines::DEPTH_FORMAT,
+                depth_write_enabled: Some(false),
+                depth_compare: Some(wgpu::CompareFunction::LessEqual),
+                stencil: Default::default(),
+                bias: Default::default(),
+            }),
             multisample: wgpu::MultisampleState::default(),
             fragment: Some(wgpu::FragmentState {
                 module: &draw_module,
