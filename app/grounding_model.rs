@@ -78,13 +78,16 @@ impl ModelSettings {
         })
     }
 
-    /// Loads the model; `progress` gets (bytes read, total bytes).
+    /// Loads the model: Hub downloads report to `fetch`, then `progress` gets (bytes
+    /// read, total bytes); `fetch.cancel` stops either.
     pub fn load(
         &self,
+        fetch: &loader::Fetch<'_>,
         progress: &(dyn Fn(u64, u64) + Sync),
-        cancel: &(dyn Fn() -> bool + Sync),
     ) -> anyhow::Result<GroundingModel> {
-        let files = loader::resolve(&ModelSource::parse(&self.source)).map_err(model_error)?;
+        let cancel = fetch.cancel;
+        let files =
+            loader::resolve_with(&ModelSource::parse(&self.source), fetch).map_err(model_error)?;
         let dtype = self.dtype(&files.config)?;
         let mut loaded = loader::load(&files, dtype, &loader::default_device(), progress, cancel)
             .map_err(model_error)?;

@@ -487,6 +487,38 @@ fn the_parquet_edition_reads_into_the_same_records() {
     }
 }
 
+/// The WebDataset copy of a Parquet file is streamed row by row: a stop leaves neither
+/// the copy nor a temporary file; run to the end it indexes to the Parquet rows.
+#[test]
+fn a_parquet_copy_stops_cleanly_and_otherwise_holds_every_row() {
+    use loupe::datasets::biomedica::parquet;
+    let m = manifest();
+    let src = root().join(m["parquet"]["path"].as_str().unwrap());
+    let cache = tempfile::tempdir().unwrap();
+    let err = parquet::to_shard(&src, cache.path(), &|| true).unwrap_err();
+    assert!(err.is::<parquet::Cancelled>(), "{err:#}");
+    let copy = parquet::shard_copy_path(cache.path(), &src);
+    assert!(!copy.exists());
+    let leftovers: Vec<_> = walk(cache.path());
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let copy = parquet::to_shard(&src, cache.path(), &|| false).unwrap();
+    let shard = index_shard(&copy, &|| false).unwrap();
+    let keys: Vec<String> = shard.samples.iter().map(|s| s.key.clone()).collect();
+    assert_eq!(keys, strs(&m["parquet"]["keys_in_order"]));
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.path().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
 #[test]
 fn an_exported_selection_is_a_shard_that_indexes_to_the_same_samples() {
     let mut cat = Catalog::default();

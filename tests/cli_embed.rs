@@ -160,3 +160,53 @@ fn indexes_of_another_model_are_refused() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("someone/else"), "{err}");
 }
+
+#[path = "../models/tests/common/hub_server.rs"]
+mod hub_server;
+
+/// A Hub id is fetched from `HF_ENDPOINT` (a mirror; here a local stand-in) into
+/// `HF_HUB_CACHE`, gives the same vectors as the model folder, and is then used offline.
+#[test]
+fn a_hub_model_is_downloaded_from_hf_endpoint_then_used_offline() {
+    let server = hub_server::HubServer::serve("loupe-test/clip-tiny", &model());
+    let dir = tempfile::tempdir().unwrap();
+    let hub_cache = dir.path().join("hub");
+    let shards = repo().join("assets/demo/biomedica");
+    let run = |out: &Path, offline: bool| {
+        Command::new(env!("CARGO_BIN_EXE_loupe"))
+            .env("LOUPE_CACHE_DIR", dir.path().join("cache"))
+            .env("HF_ENDPOINT", &server.url)
+            .env("HF_HUB_CACHE", &hub_cache)
+            .env("HF_HUB_OFFLINE", if offline { "1" } else { "0" })
+            .args([
+                "embed",
+                shards.to_str().unwrap(),
+                "--model",
+                "loupe-test/clip-tiny",
+            ])
+            .args(["--out", out.to_str().unwrap(), "--batch", "8"])
+            .output()
+            .unwrap()
+    };
+    let from_hub = dir.path().join("hub.loupe-emb");
+    let o = run(&from_hub, false);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(server.requests() >= 2, "config and weights were fetched");
+    let local = dir.path().join("local.loupe-emb");
+    embed(&dir.path().join("cache"), &local, None);
+    let (a, b) = (
+        EmbeddingIndex::open(&from_hub).unwrap(),
+        EmbeddingIndex::open(&local).unwrap(),
+    );
+    assert_eq!(a.model_id, "loupe-test/clip-tiny");
+    assert_eq!(a.keys, b.keys);
+    for i in 0..a.len() {
+        assert_eq!(a.vector(i), b.vector(i), "item {i}");
+    }
+    // Offline: from the cache, without a request.
+    let before = server.requests();
+    let again = dir.path().join("again.loupe-emb");
+    let o = run(&again, true);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(server.requests(), before);
+}

@@ -79,7 +79,8 @@ fn run_streams_the_answer_into_the_inspector() {
     }
     // The same request headless (the `loupe ground` path) gives the same answer.
     let settings = model_settings();
-    let mut model = settings.load(&|_, _| {}, &|| false).unwrap();
+    let fetch = loupe_models::qwen2vl::loader::Fetch::quiet();
+    let mut model = settings.load(&fetch, &|_, _| {}).unwrap();
     let images: Vec<_> = item.images.iter().map(|s| s.decode().unwrap()).collect();
     let direct = ground(
         &mut model,

@@ -77,15 +77,22 @@ pub fn run(args: &GroundArgs) -> anyhow::Result<()> {
     let images = open_images(&args.images)?;
     // One line per whole percent, not one per tensor.
     let shown = std::sync::atomic::AtomicU64::new(u64::MAX);
-    let mut model = settings.load(
-        &|done, total| {
+    let downloaded = std::sync::atomic::AtomicU64::new(u64::MAX);
+    let fetch = loupe_models::qwen2vl::loader::Fetch {
+        progress: &|file, done, total| {
             let pct = done * 100 / total.max(1);
-            if shown.swap(pct, std::sync::atomic::Ordering::Relaxed) != pct {
-                eprint!("\rloading weights {pct} %");
+            if downloaded.swap(pct, std::sync::atomic::Ordering::Relaxed) != pct {
+                eprint!("\rdownloading {file} {pct} %   ");
             }
         },
-        &|| false,
-    )?;
+        cancel: &|| false,
+    };
+    let mut model = settings.load(&fetch, &|done, total| {
+        let pct = done * 100 / total.max(1);
+        if shown.swap(pct, std::sync::atomic::Ordering::Relaxed) != pct {
+            eprint!("\rloading weights {pct} %");
+        }
+    })?;
     eprintln!();
     let json = args.json;
     let result = ground(

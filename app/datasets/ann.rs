@@ -31,7 +31,9 @@ impl Default for AnnParams {
         Self {
             connectivity: 16,
             expansion_add: 128,
-            expansion_search: 64,
+            // At 1M clustered vectors ef = 64 gave recall@10 0.887 and ef = 256 gave 0.987
+            // at the same 1.7 ms (BENCHMARKS.md).
+            expansion_search: 256,
         }
     }
 }
@@ -101,6 +103,10 @@ impl AnnIndex {
         let tmp = path.with_extension("usearch.tmp");
         let tmp_str = tmp.to_str().ok_or_else(|| err(path, "path is not UTF-8"))?;
         self.index.save(tmp_str).map_err(|e| err(path, e))?;
+        // Flushed before the rename, so a crash never leaves a renamed, partial graph.
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| err(path, e))?;
         std::fs::rename(&tmp, path).map_err(|e| err(path, e))
     }
 
@@ -110,6 +116,8 @@ impl AnnIndex {
             .to_str()
             .ok_or_else(|| err(path, "path is not UTF-8"))?;
         let index = Index::restore_view(s).map_err(|e| err(path, e))?;
+        // The search list size is a runtime setting, not stored with the graph.
+        index.change_expansion_search(AnnParams::default().expansion_search);
         Ok(Self { index })
     }
 

@@ -187,9 +187,11 @@ impl BioMed {
 
     /// Recompute the shown items; with `select_first` the selection then moves to the
     /// first of them (a new semantic ranking), otherwise it stays if still shown.
-    fn refilter_then(&mut self, select_first: bool) {
-        if let Some((old, _)) = self.ordering.take() {
+    fn refilter_then(&mut self, mut select_first: bool) {
+        if let Some((old, wanted)) = self.ordering.take() {
             old.cancel();
+            // A pending "select the first result" survives a newer filter change.
+            select_first |= wanted;
         }
         let semantic = self.clip.semantic.as_ref().map(|s| s.scores.clone());
         match &self.worker {
@@ -244,6 +246,8 @@ impl BioMed {
         self.catalog = Arc::new(catalog);
         self.clip.reset_results();
         self.selected = None;
+        // The old ids mean nothing in the new catalog (the order may come from a job).
+        self.visible.clear();
         self.refilter();
     }
 
@@ -304,6 +308,7 @@ impl BioMed {
         self.clip.reset_results();
         self.stats = stats;
         self.selected = None;
+        self.visible.clear();
         self.detail = None;
         self.detail_job = None;
         self.refilter();

@@ -493,12 +493,22 @@ fn run(
             );
         };
         let cancelled = || ctx.is_cancelled();
+        let downloading = |file: &str, done: u64, total: u64| {
+            ctx.progress(
+                done as f32 / total.max(1) as f32,
+                format!("Downloading {file}: {} of {} MB", done >> 20, total >> 20),
+            );
+        };
+        let fetch = loupe_models::qwen2vl::loader::Fetch {
+            progress: &downloading,
+            cancel: &cancelled,
+        };
         let clip = Clip::load_with(
             &ModelSource::parse(&source),
             candle_core::DType::F32,
             &loupe_models::qwen2vl::loader::default_device(),
+            &fetch,
             &progress,
-            &cancelled,
         )
         .map_err(|e| {
             if ctx.is_cancelled() {

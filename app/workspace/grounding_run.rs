@@ -125,14 +125,20 @@ impl ModelRunner {
                 *slot = None;
                 ctx.progress(0.0, format!("loading {}", settings.source));
                 let cancel = ctx.cancel_token().clone();
+                let fetch = loupe_models::qwen2vl::loader::Fetch {
+                    progress: &|file, done, total| {
+                        ctx.progress(
+                            done as f32 / total.max(1) as f32 * 0.5,
+                            format!("downloading {file}: {} of {} MB", done >> 20, total >> 20),
+                        );
+                    },
+                    cancel: &move || cancel.is_cancelled(),
+                };
                 let model = settings
-                    .load(
-                        &|done, total| {
-                            let f = done as f32 / total.max(1) as f32;
-                            ctx.progress(f * 0.5, format!("loading weights {:.0} %", f * 100.0));
-                        },
-                        &move || cancel.is_cancelled(),
-                    )
+                    .load(&fetch, &|done, total| {
+                        let f = done as f32 / total.max(1) as f32;
+                        ctx.progress(f * 0.5, format!("loading weights {:.0} %", f * 100.0));
+                    })
                     .map_err(failed)?;
                 *slot = Some(model);
             }

@@ -120,8 +120,9 @@ pub fn build_catalog(
                 .extension()
                 .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
             let result = if is_parquet {
-                match parquet::to_shard(path, sidecar_dir) {
+                match parquet::to_shard(path, sidecar_dir, cancelled) {
                     Ok(copy) => sidecar::load_or_build(&copy, sidecar_dir, cancelled),
+                    Err(e) if e.is::<parquet::Cancelled>() => Err(tar_index::IndexError::Cancelled),
                     Err(e) => Err(tar_index::IndexError::Io {
                         path: path.clone(),
                         source: std::io::Error::other(format!("{e:#}")),

@@ -63,12 +63,26 @@ fn to_json(field: &Field) -> Value {
 
 /// Read every row of a BIOMEDICA Parquet file.
 pub fn read(path: &Path) -> anyhow::Result<Vec<ParquetSample>> {
+    let mut out = Vec::new();
+    for_each_row(path, &mut |row| {
+        out.push(row);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Call `each` with every row in order. The reader decodes one row group at a time, so
+/// memory stays bounded by a row group, not the file; `each` may stop the walk by
+/// returning an error.
+pub fn for_each_row(
+    path: &Path,
+    each: &mut dyn FnMut(ParquetSample) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let reader = SerializedFileReader::new(file)
         .with_context(|| format!("{}: not a readable Parquet file", path.display()))?;
-    let mut out = Vec::new();
     for (row_no, row) in reader
         .get_row_iter(None)
         .with_context(|| format!("{}: cannot read rows", path.display()))?
@@ -124,10 +138,15 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<ParquetSample>> {
             Some(Err(_)) => record.flags |= flags::BAD_JPEG,
             None => record.flags |= flags::MISSING_MEMBER,
         }
-        out.push(ParquetSample { record, jpg, json });
+        each(ParquetSample { record, jpg, json })?;
     }
-    Ok(out)
+    Ok(())
 }
+
+/// The conversion was stopped by the user (see [`to_shard`]).
+#[derive(Debug, thiserror::Error)]
+#[error("cancelled")]
+pub struct Cancelled;
 
 /// Where the WebDataset copy of a Parquet file lives: under `cache_dir/parquet/`, in a
 /// folder named by a hash of the file's path, size and mtime (a changed file gets a new
@@ -160,14 +179,19 @@ pub fn shard_copy_path(cache_dir: &Path, parquet: &Path) -> PathBuf {
 
 /// The Parquet file as a WebDataset shard (written once, then reused), so the browser
 /// reads its figures by byte range like any shard's: Parquet pages are compressed, so
-/// an image cannot be read in place without decoding its whole column chunk.
-pub fn to_shard(parquet: &Path, cache_dir: &Path) -> anyhow::Result<PathBuf> {
+/// an image cannot be read in place without decoding its whole column chunk. Rows are
+/// streamed into the copy (bounded memory); `cancelled` is checked between rows, and a
+/// stopped copy leaves only a temporary file behind, removed on drop.
+pub fn to_shard(
+    parquet: &Path,
+    cache_dir: &Path,
+    cancelled: &dyn Fn() -> bool,
+) -> anyhow::Result<PathBuf> {
     use anyhow::Context as _;
     let out = shard_copy_path(cache_dir, parquet);
     if out.is_file() {
         return Ok(out);
     }
-    let rows = read(parquet)?;
     let dir = out
         .parent()
         .map(Path::to_path_buf)
@@ -177,7 +201,10 @@ pub fn to_shard(parquet: &Path, cache_dir: &Path) -> anyhow::Result<PathBuf> {
         .prefix(".loupe-parquet-")
         .tempfile_in(&dir)?;
     let mut w = std::io::BufWriter::new(tmp);
-    for row in &rows {
+    for_each_row(parquet, &mut |row| {
+        if cancelled() {
+            anyhow::bail!(Cancelled);
+        }
         let key = &row.record.key;
         if let Some(jpg) = &row.jpg {
             super::synth::member(&mut w, &format!("{key}.jpg"), jpg)?;
@@ -190,7 +217,8 @@ pub fn to_shard(parquet: &Path, cache_dir: &Path) -> anyhow::Result<PathBuf> {
         if row.record.flags & flags::MISSING_MEMBER == 0 || !row.record.caption.is_empty() {
             super::synth::member(&mut w, &format!("{key}.txt"), row.record.caption.as_bytes())?;
         }
-    }
+        Ok(())
+    })?;
     std::io::Write::write_all(&mut w, &[0u8; 1024])?;
     let tmp = w.into_inner().map_err(|e| e.into_error())?;
     tmp.as_file().sync_all()?;

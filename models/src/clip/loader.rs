@@ -61,24 +61,41 @@ pub fn files_in_dir(dir: &Path) -> Result<ClipFiles, Error> {
 /// Resolves a source to files on disk (see `qwen2vl::loader::hub_file` for the cache
 /// rules: `HF_HUB_CACHE`, `HF_HOME`, `HF_HUB_OFFLINE`).
 pub fn resolve(source: &ModelSource) -> Result<ClipFiles, Error> {
+    resolve_with(source, &shared::Fetch::quiet())
+}
+
+/// [`resolve`], reporting downloads to `fetch` and stopping when it cancels.
+pub fn resolve_with(source: &ModelSource, fetch: &shared::Fetch<'_>) -> Result<ClipFiles, Error> {
     match source {
         ModelSource::Dir(dir) => files_in_dir(dir),
-        ModelSource::Hub { repo, revision } => {
-            let rev = revision.as_deref();
-            let config = shared::hub_file(repo, rev, CONFIG, true)?
-                .ok_or_else(|| Error::NotFound(format!("{repo}: {CONFIG}")))?;
-            let mut weights = None;
-            for (i, w) in WEIGHTS.iter().enumerate() {
-                // The last candidate is required, so a miss reports where it looked.
-                if let Some(p) = shared::hub_file(repo, rev, w, i + 1 == WEIGHTS.len())? {
-                    weights = Some(p);
-                    break;
-                }
-            }
-            let weights = weights.ok_or_else(|| no_weights(repo))?;
-            Ok(ClipFiles { config, weights })
+        ModelSource::Hub { repo, revision } => resolve_in(
+            &shared::HubConfig::from_env(),
+            repo,
+            revision.as_deref(),
+            fetch,
+        ),
+    }
+}
+
+/// A Hub repo's files through an explicit cache and endpoint.
+pub fn resolve_in(
+    hub: &shared::HubConfig,
+    repo: &str,
+    rev: Option<&str>,
+    fetch: &shared::Fetch<'_>,
+) -> Result<ClipFiles, Error> {
+    let config = shared::hub_file_from(hub, repo, rev, CONFIG, true, fetch)?
+        .ok_or_else(|| Error::NotFound(format!("{repo}: {CONFIG}")))?;
+    let mut weights = None;
+    for (i, w) in WEIGHTS.iter().enumerate() {
+        // The last candidate is required, so a miss reports where it looked.
+        if let Some(p) = shared::hub_file_from(hub, repo, rev, w, i + 1 == WEIGHTS.len(), fetch)? {
+            weights = Some(p);
+            break;
         }
     }
+    let weights = weights.ok_or_else(|| no_weights(repo))?;
+    Ok(ClipFiles { config, weights })
 }
 
 pub fn load_config(path: &Path) -> Result<ClipConfig, Error> {

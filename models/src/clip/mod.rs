@@ -98,19 +98,21 @@ impl Clip {
     /// Loads a folder or hub repo (`owner/name[@revision]`, see [`ModelSource::parse`]).
     /// f32 on the CPU reproduces open-clip-torch; bf16/f16 trade accuracy for speed.
     pub fn load(source: &ModelSource, dtype: DType, device: &Device) -> Result<Self, Error> {
-        Self::load_with(source, dtype, device, &|_, _| {}, &|| false)
+        let fetch = crate::qwen2vl::loader::Fetch::quiet();
+        Self::load_with(source, dtype, device, &fetch, &|_, _| {})
     }
 
-    /// [`Clip::load`] with byte progress and a cancel check.
+    /// [`Clip::load`] reporting Hub downloads to `fetch`, then loading progress in bytes
+    /// to `progress`; `fetch.cancel` stops either.
     pub fn load_with(
         source: &ModelSource,
         dtype: DType,
         device: &Device,
+        fetch: &crate::qwen2vl::loader::Fetch<'_>,
         progress: loader::Progress<'_>,
-        cancel: &(dyn Fn() -> bool + Sync),
     ) -> Result<Self, Error> {
-        let files = loader::resolve(source)?;
-        let (config, model) = loader::load(&files, dtype, device, progress, cancel)?;
+        let files = loader::resolve_with(source, fetch)?;
+        let (config, model) = loader::load(&files, dtype, device, progress, fetch.cancel)?;
         Self::from_parts(config, model, source_id(source))
     }
 

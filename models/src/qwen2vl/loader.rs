@@ -123,10 +123,32 @@ pub fn files_in_dir(dir: &Path) -> Result<ModelFiles, Error> {
     })
 }
 
+/// What a Hub download reports and how it is stopped.
+pub struct Fetch<'a> {
+    /// (file name, bytes so far, file size) as a file downloads.
+    pub progress: &'a (dyn Fn(&str, u64, u64) + Sync),
+    pub cancel: &'a (dyn Fn() -> bool + Sync),
+}
+
+impl Fetch<'static> {
+    /// No progress, never cancelled (the command line).
+    pub fn quiet() -> Self {
+        Fetch {
+            progress: &|_, _, _| {},
+            cancel: &|| false,
+        }
+    }
+}
+
 /// Resolves a source to files on disk. Hub repos are looked up in the local cache
 /// (`HF_HOME` / `HF_HUB_CACHE`); missing files are downloaded unless `HF_HUB_OFFLINE`
 /// is set, and an offline miss says where it looked.
 pub fn resolve(source: &ModelSource) -> Result<ModelFiles, Error> {
+    resolve_with(source, &Fetch::quiet())
+}
+
+/// [`resolve`], reporting downloads to `fetch` and stopping when it cancels.
+pub fn resolve_with(source: &ModelSource, fetch: &Fetch<'_>) -> Result<ModelFiles, Error> {
     match source {
         ModelSource::Dir(dir) => {
             if !dir.is_dir() {
@@ -137,20 +159,38 @@ pub fn resolve(source: &ModelSource) -> Result<ModelFiles, Error> {
             }
             files_in_dir(dir)
         }
-        ModelSource::Hub { repo, revision } => resolve_hub(repo, revision.as_deref()),
+        ModelSource::Hub { repo, revision } => resolve_hub(repo, revision.as_deref(), fetch),
     }
 }
 
-/// The hub cache folder as `huggingface_hub` finds it: `HF_HUB_CACHE` (or its old name
-/// `HUGGINGFACE_HUB_CACHE`), else `HF_HOME/hub`, else `~/.cache/huggingface/hub`.
-/// (`hf_hub::Cache::from_env` only knows `HF_HOME`.)
-fn hub_cache() -> hf_hub::Cache {
-    for var in ["HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"] {
-        if let Some(dir) = std::env::var_os(var).filter(|v| !v.is_empty()) {
-            return hf_hub::Cache::new(PathBuf::from(dir));
+/// Where Hub files are cached and fetched from, as `huggingface_hub` reads it from the
+/// environment (tests build one directly instead of changing the process environment).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HubConfig {
+    /// The cache folder (`…/hub`, holding `models--owner--name`).
+    pub cache: PathBuf,
+    /// `https://huggingface.co`, or a mirror.
+    pub endpoint: Option<String>,
+    /// Never download.
+    pub offline: bool,
+}
+
+impl HubConfig {
+    /// The cache folder: `HF_HUB_CACHE` (or its old name `HUGGINGFACE_HUB_CACHE`), else
+    /// `HF_HOME/hub`, else `~/.cache/huggingface/hub` (`hf_hub::Cache::from_env` only
+    /// knows `HF_HOME`); the endpoint from `HF_ENDPOINT`; offline when `HF_HUB_OFFLINE`
+    /// is set to anything but 0.
+    pub fn from_env() -> Self {
+        let cache = ["HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"]
+            .iter()
+            .find_map(|var| std::env::var_os(var).filter(|v| !v.is_empty()))
+            .map_or_else(|| hf_hub::Cache::from_env().path().clone(), PathBuf::from);
+        Self {
+            cache,
+            endpoint: std::env::var("HF_ENDPOINT").ok().filter(|e| !e.is_empty()),
+            offline: std::env::var_os("HF_HUB_OFFLINE").is_some_and(|v| v != "0" && !v.is_empty()),
         }
     }
-    hf_hub::Cache::from_env()
 }
 
 /// One file of a Hub repo, from the local cache or (unless `HF_HUB_OFFLINE` is set)
@@ -162,19 +202,50 @@ pub fn hub_file(
     file: &str,
     required: bool,
 ) -> Result<Option<PathBuf>, Error> {
+    hub_file_with(repo_id, revision, file, required, &Fetch::quiet())
+}
+
+/// [`hub_file`], reporting a download's bytes to `fetch`.
+pub fn hub_file_with(
+    repo_id: &str,
+    revision: Option<&str>,
+    file: &str,
+    required: bool,
+    fetch: &Fetch<'_>,
+) -> Result<Option<PathBuf>, Error> {
+    hub_file_from(
+        &HubConfig::from_env(),
+        repo_id,
+        revision,
+        file,
+        required,
+        fetch,
+    )
+}
+
+/// [`hub_file_with`] for an explicit cache and endpoint. A cancel returns at once; the
+/// download thread runs on to the end of the file (hf-hub cannot be interrupted), and a
+/// download stopped by the network is resumed from its `.incomplete` file next time.
+pub fn hub_file_from(
+    hub: &HubConfig,
+    repo_id: &str,
+    revision: Option<&str>,
+    file: &str,
+    required: bool,
+    fetch: &Fetch<'_>,
+) -> Result<Option<PathBuf>, Error> {
     use hf_hub::{Repo, RepoType};
     let rev = revision.unwrap_or("main").to_string();
     let repo = Repo::with_revision(repo_id.to_string(), RepoType::Model, rev.clone());
-    let cache = hub_cache();
+    let cache = hf_hub::Cache::new(hub.cache.clone());
     if let Some(p) = cache.repo(repo.clone()).get(file) {
         return Ok(Some(p));
     }
-    let offline = std::env::var_os("HF_HUB_OFFLINE").is_some_and(|v| v != "0" && !v.is_empty());
     let where_ = cache
         .path()
         .join(format!("models--{}", repo_id.replace('/', "--")))
         .join("snapshots");
-    if offline {
+    if hub.offline {
         return if required {
             Err(Error::NotFound(format!(
                 "{repo_id}@{rev}: {file} is not in the Hugging Face cache (looked in {}) and HF_HUB_OFFLINE is set",
@@ -184,10 +255,18 @@ pub fn hub_file(
             Ok(None)
         };
     }
-    let api = hf_hub::api::sync::ApiBuilder::from_cache(hub_cache())
+    if (fetch.cancel)() {
+        return Err(Error::Cancelled);
+    }
+    let mut builder = hf_hub::api::sync::ApiBuilder::from_cache(cache);
+    // Mirrors and private endpoints (`from_cache` alone ignores HF_ENDPOINT).
+    if let Some(endpoint) = &hub.endpoint {
+        builder = builder.with_endpoint(endpoint.trim_end_matches('/').to_owned());
+    }
+    let api = builder
         .build()
         .map_err(|e| Error::NotFound(format!("{repo_id}: hub client: {e}")))?;
-    match api.repo(repo).get(file) {
+    match download(api.repo(repo), file, fetch)? {
         Ok(p) => Ok(Some(p)),
         Err(e) if required => Err(Error::NotFound(format!(
             "{repo_id}@{rev}: {file} is not in the Hugging Face cache (looked in {}) and downloading it failed: {e}",
@@ -197,8 +276,82 @@ pub fn hub_file(
     }
 }
 
-fn resolve_hub(repo_id: &str, revision: Option<&str>) -> Result<ModelFiles, Error> {
-    let get = |file: &str, required: bool| hub_file(repo_id, revision, file, required);
+/// Forwards hf-hub's byte counts to the waiting thread.
+struct Forward {
+    tx: crossbeam_channel::Sender<(u64, u64)>,
+    done: u64,
+    total: u64,
+}
+
+impl hf_hub::api::Progress for Forward {
+    fn init(&mut self, size: usize, _: &str) {
+        self.total = size as u64;
+        self.done = 0;
+        let _ = self.tx.send((0, self.total));
+    }
+
+    fn update(&mut self, size: usize) {
+        self.done += size as u64;
+        let _ = self.tx.send((self.done, self.total));
+    }
+
+    fn finish(&mut self) {}
+}
+
+/// One file through hf-hub on a helper thread, so the caller can report progress and
+/// give up on cancel. The outer error is the cancel; the inner one hf-hub's.
+fn download(
+    repo: hf_hub::api::sync::ApiRepo,
+    file: &str,
+    fetch: &Fetch<'_>,
+) -> Result<Result<PathBuf, String>, Error> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+    let name = file.to_owned();
+    let spawned = std::thread::Builder::new()
+        .name(format!("download {file}"))
+        .spawn(move || {
+            let forward = Forward {
+                tx,
+                done: 0,
+                total: 0,
+            };
+            let result = repo
+                .download_with_progress(&name, forward)
+                .map_err(|e| e.to_string());
+            let _ = done_tx.send(result);
+        });
+    if let Err(e) = spawned {
+        return Ok(Err(format!("cannot start the download thread: {e}")));
+    }
+    loop {
+        if (fetch.cancel)() {
+            return Err(Error::Cancelled);
+        }
+        crossbeam_channel::select! {
+            recv(rx) -> msg => {
+                if let Ok((done, total)) = msg {
+                    (fetch.progress)(file, done, total);
+                }
+            }
+            recv(done_rx) -> result => {
+                // Counts sent just before the end may still be queued.
+                if let Some((done, total)) = rx.try_iter().last() {
+                    (fetch.progress)(file, done, total);
+                }
+                return Ok(result.unwrap_or_else(|_| Err("the download thread stopped".into())));
+            }
+            default(std::time::Duration::from_millis(100)) => {}
+        }
+    }
+}
+
+fn resolve_hub(
+    repo_id: &str,
+    revision: Option<&str>,
+    fetch: &Fetch<'_>,
+) -> Result<ModelFiles, Error> {
+    let get = |file: &str, required: bool| hub_file_with(repo_id, revision, file, required, fetch);
     let config = get("config.json", true)?.ok_or_else(|| Error::NotFound(repo_id.into()))?;
     let weights = match get(INDEX, false)? {
         Some(index) => shard_names(&index)?
