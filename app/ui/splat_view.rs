@@ -6,8 +6,8 @@
 use loupe_render::camera::Camera;
 use loupe_render::gpu::sorter::SortResult;
 use loupe_render::gpu::{
-    CompositeBinding, CompositePipeline, GpuLines, GpuSplats, LineInstance, LinePipeline,
-    SplatPipeline, ViewTarget,
+    CompositeBinding, CompositePipeline, GpuImagePlane, GpuLines, GpuSplats, ImagePlanePipeline,
+    LineInstance, LinePipeline, SplatPipeline, ViewTarget,
 };
 use loupe_render::reference::RenderSettings;
 use loupe_render::splats::Splats;
@@ -20,6 +20,8 @@ pub struct SplatResources {
     line_pipeline: LinePipeline,
     composite: CompositePipeline,
     lines: GpuLines,
+    plane_pipeline: ImagePlanePipeline,
+    plane: GpuImagePlane,
     scene: Option<(u64, GpuSplats)>,
     target: Option<(ViewTarget, CompositeBinding)>,
     order_generation: u64,
@@ -41,6 +43,8 @@ pub fn install(render_state: &egui_wgpu::RenderState) {
             composite: CompositePipeline::new(device, format),
             line_pipeline,
             lines,
+            plane_pipeline: ImagePlanePipeline::new(device, format),
+            plane: GpuImagePlane::new(device),
             scene: None,
             target: None,
             order_generation: 0,
@@ -55,8 +59,19 @@ pub struct SplatPaint {
     pub order: Option<SortResult>,
     /// Overlay lines for this camera (`loupe_render::gpu::project_lines`).
     pub lines: Vec<LineInstance>,
+    /// A picture on a 3-D quad (the frame in its frustum), depth-composited too.
+    pub picture: Option<Picture>,
     /// Top-left of the view in physical pixels of the window.
     pub origin_px: [f32; 2],
+}
+
+pub struct Picture {
+    /// Changes exactly when the pixels do (they are uploaded again then).
+    pub key: u64,
+    pub image: Arc<image::RgbaImage>,
+    /// Clip-space corners (`loupe_render::gpu::plane_clip_corners`); `None`: not drawn.
+    pub corners: Option<[[f32; 4]; 4]>,
+    pub opacity: f32,
 }
 
 impl egui_wgpu::CallbackTrait for SplatPaint {
@@ -108,12 +123,24 @@ impl egui_wgpu::CallbackTrait for SplatPaint {
         }
         res.lines
             .set(device, queue, &res.line_pipeline, &self.lines, size);
+        match &self.picture {
+            Some(p) => {
+                res.plane
+                    .set_picture(device, queue, &res.plane_pipeline, p.key, &p.image);
+                res.plane
+                    .set_quad(queue, p.corners, self.settings.background, p.opacity);
+            }
+            None => res
+                .plane
+                .set_quad(queue, None, self.settings.background, 1.0),
+        }
         res.composite.set_origin(queue, binding, self.origin_px);
         gpu.preprocess(encoder, &res.pipeline);
         {
             // Transparent: egui's background (drawn beneath) shows through, as before.
             let mut pass = target.begin_pass(encoder, wgpu::Color::TRANSPARENT);
             res.lines.draw(&mut pass, &res.line_pipeline);
+            res.plane.draw(&mut pass, &res.plane_pipeline);
             gpu.draw(&mut pass, &res.pipeline);
         }
         Vec::new()

@@ -1,7 +1,7 @@
 //! 3D workspace: Gaussian splats drawn by `loupe_render`'s wgpu pipeline inside egui,
 //! point clouds, camera frusta and axes, with orbit navigation.
 
-use super::uco3d_session::{Opened, Uco3dSession};
+use super::uco3d_session::{FramePicture, Opened, Uco3dSession};
 use super::{Shared, Workspace};
 use crate::routing::Content;
 use crate::ui::{shortcuts, splat_view};
@@ -215,6 +215,7 @@ impl Scene3d {
         rect: egui::Rect,
         cam: Camera,
         segments: &[Segment],
+        picture: Option<&FramePicture>,
         shared: &mut Shared,
     ) {
         let ppp = ui.ctx().pixels_per_point();
@@ -242,6 +243,12 @@ impl Scene3d {
                             LINE_WIDTH * ppp,
                             background,
                         ),
+                        picture: picture.map(|p| splat_view::Picture {
+                            key: texture_key(p.texture),
+                            image: p.image.clone(),
+                            corners: loupe_render::gpu::plane_clip_corners(&cam, &p.corners),
+                            opacity: PICTURE_OPACITY,
+                        }),
                         origin_px: [(rect.min.x * ppp).round(), (rect.min.y * ppp).round()],
                     };
                     ui.painter()
@@ -261,6 +268,9 @@ impl Scene3d {
         }
         let painter = ui.painter_at(rect);
         let to_screen = |(u, v): (f64, f64)| rect.min + egui::vec2(u as f32 / ppp, v as f32 / ppp);
+        if let Some(p) = picture {
+            draw_image_plane(&painter, p.texture, &p.corners, &cam, to_screen);
+        }
         draw_segments(&painter, segments, &cam, to_screen);
     }
 
@@ -314,18 +324,13 @@ impl Scene3d {
         } else {
             None
         };
-        self.paint_splats(ui, view_rect, cam, &segments, shared);
+        self.paint_splats(ui, view_rect, cam, &segments, thumbnail.as_ref(), shared);
         if self.look_through
             && let Some(session) = &self.uco3d
         {
             session.blend_over(ui, view_rect);
         }
         let painter = ui.painter_at(view_rect);
-        let to_screen =
-            |(u, v): (f64, f64)| view_rect.min + egui::vec2(u as f32 / ppp, v as f32 / ppp);
-        if let Some((texture, corners)) = thumbnail {
-            draw_image_plane(&painter, texture, &corners, &cam, to_screen);
-        }
         painter.text(
             view_rect.left_bottom() + egui::vec2(10.0, -10.0),
             egui::Align2::LEFT_BOTTOM,
@@ -555,7 +560,7 @@ impl Workspace for Scene3d {
             None => (rect, self.orbit.camera(px(rect.width()), px(rect.height()))),
         };
         let segments = self.overlay_segments();
-        self.paint_splats(ui, rect, cam, &segments, shared);
+        self.paint_splats(ui, rect, cam, &segments, None, shared);
         self.draw_hint(ui, rect);
     }
 
@@ -765,7 +770,7 @@ fn draw_image_plane(
 ) {
     const N: usize = 8;
     let mut mesh = egui::Mesh::with_texture(texture);
-    let tint = Color32::from_white_alpha(230);
+    let tint = Color32::from_white_alpha((PICTURE_OPACITY * 255.0).round() as u8);
     for j in 0..=N {
         for i in 0..=N {
             let (u, v) = (i as f64 / N as f64, j as f64 / N as f64);
@@ -792,6 +797,18 @@ fn draw_image_plane(
         }
     }
     painter.add(egui::Shape::mesh(mesh));
+}
+
+/// How opaque the frame picture in its frustum is drawn.
+const PICTURE_OPACITY: f32 = 230.0 / 255.0;
+
+/// A stable number per egui texture: a new frame gets a new texture, so the wgpu view
+/// re-uploads its picture exactly when this changes.
+fn texture_key(id: egui::TextureId) -> u64 {
+    match id {
+        egui::TextureId::Managed(n) => n,
+        egui::TextureId::User(n) => n | (1 << 63),
+    }
 }
 
 /// Overlay line width in points (the wgpu path draws it in physical pixels).

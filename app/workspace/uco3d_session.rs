@@ -59,6 +59,15 @@ impl Layer {
     ];
 }
 
+/// The shown frame, to draw inside its frustum: as an egui texture (painter fallback)
+/// and as pixels (the wgpu view uploads them itself, keyed by the texture id).
+pub struct FramePicture {
+    pub texture: egui::TextureId,
+    pub image: Arc<image::RgbaImage>,
+    /// Top-left, top-right, bottom-right, bottom-left, in the raw frame.
+    pub corners: [Point3<f64>; 4],
+}
+
 struct Textures {
     index: usize,
     raw: egui::TextureHandle,
@@ -557,16 +566,20 @@ impl Uco3dSession {
 
     /// The shown video frame and the corners of its frustum's image plane (raw frame,
     /// top-left first, clockwise), to draw the frame inside its frustum.
-    pub fn frame_in_frustum(&self) -> Option<(egui::TextureId, [Point3<f64>; 4])> {
+    pub fn frame_in_frustum(&self) -> Option<FramePicture> {
         let seq = self.seq.as_ref()?;
         let t = self.textures.as_ref().filter(|t| t.index == self.frame)?;
         let cam = self.current_camera()?;
-        let texture = match (&t.undistorted, self.undistort) {
-            (Some(u), true) => u.id(),
-            _ => t.raw.id(),
+        let (texture, image) = match (&t.undistorted, &t.frame.undistorted, self.undistort) {
+            (Some(u), Some(img), true) => (u.id(), img.clone()),
+            _ => (t.raw.id(), t.frame.raw.clone()),
         };
         let depth = (self.mean_camera_distance(seq) * 0.12).max(1e-3);
-        Some((texture, cam.frustum_corners(depth)))
+        Some(FramePicture {
+            texture,
+            image,
+            corners: cam.frustum_corners(depth),
+        })
     }
 
     pub fn overlay_segments(&self, looking_through: bool) -> Vec<Segment> {

@@ -155,3 +155,86 @@ fn translucent_lines_are_mixed_over_the_background_and_clipped_at_the_near_plane
     };
     assert!(project_lines(&cam, &[behind], 2.0, bg).is_empty());
 }
+
+/// The frame picture in its frustum is composited like the lines: behind the cloud it
+/// shows through the splats as a background would; in front it covers them.
+#[test]
+fn a_picture_quad_is_depth_composited_like_a_background_or_a_cover() {
+    let ctx = GpuContext::headless()
+        .expect("a wgpu adapter (lavapipe: apt-get install mesa-vulkan-drivers)");
+    let splats = Splats::random(7, 300, 1, 1.0, 0.06);
+    let cam = camera();
+    let settings = RenderSettings {
+        background: [0.1, 0.1, 0.12],
+        ..RenderSettings::default()
+    };
+    let blue = image::Rgba([40u8, 90, 230, 255]);
+    let picture = image::RgbaImage::from_pixel(16, 16, blue);
+    let to_world = cam.world_to_camera.inverse();
+    // A quad covering pixels 40..216 in both directions at camera depth z.
+    let quad = |z: f64| {
+        let k = &cam.intrinsics;
+        let at = |u: f64, v: f64| {
+            to_world * Point3::new((u - k.cx) * z / k.fx, (v - k.cy) * z / k.fy, z)
+        };
+        [
+            at(40.0, 40.0),
+            at(216.0, 40.0),
+            at(216.0, 216.0),
+            at(40.0, 216.0),
+        ]
+    };
+    let inside: Vec<u32> = (48..208).collect();
+    let crop_rows = |img: &image::RgbaImage| {
+        let mut out = image::RgbaImage::new(160, 160);
+        for (j, &r) in inside.iter().enumerate() {
+            for (i, &c) in inside.iter().enumerate() {
+                out.put_pixel(i as u32, j as u32, *img.get_pixel(c, r));
+            }
+        }
+        out
+    };
+    // Behind every splat: the reference over a blue background.
+    let behind = offscreen::render_scene_with(
+        &ctx,
+        &splats,
+        &offscreen::Overlays {
+            lines: &[],
+            picture: Some((&picture, quad(15.0), 1.0)),
+        },
+        &cam,
+        &settings,
+    )
+    .unwrap();
+    let over_blue = reference::to_rgba8(
+        &reference::render(
+            &splats,
+            &cam,
+            &RenderSettings {
+                background: [40.0 / 255.0, 90.0 / 255.0, 230.0 / 255.0],
+                ..settings
+            },
+        ),
+        SIZE,
+        SIZE,
+    );
+    let db = psnr(&crop_rows(&behind), &crop_rows(&over_blue));
+    assert!(db >= 35.0, "picture behind the splats: {db:.2} dB");
+    // In front of every splat: the picture itself, everywhere inside the quad.
+    let front = offscreen::render_scene_with(
+        &ctx,
+        &splats,
+        &offscreen::Overlays {
+            lines: &[],
+            picture: Some((&picture, quad(1.5), 1.0)),
+        },
+        &cam,
+        &settings,
+    )
+    .unwrap();
+    for &r in &inside {
+        for &c in &inside {
+            assert_eq!(&front.get_pixel(c, r).0[..3], &blue.0[..3], "({c}, {r})");
+        }
+    }
+}

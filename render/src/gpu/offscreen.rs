@@ -1,12 +1,13 @@
 //! Render to a texture and read it back: for tests, screenshots and `loupe render`.
 
 use super::{
-    GpuContext, GpuError, GpuLines, GpuSplats, LineInstance, LinePipeline, SplatPipeline,
-    ViewTarget,
+    GpuContext, GpuError, GpuImagePlane, GpuLines, GpuSplats, ImagePlanePipeline, LineInstance,
+    LinePipeline, SplatPipeline, ViewTarget, plane_clip_corners,
 };
 use crate::camera::Camera;
 use crate::reference::RenderSettings;
 use crate::splats::Splats;
+use nalgebra::Point3;
 
 /// The format offscreen images use: 8-bit, no sRGB conversion, like the reference.
 pub const FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8Unorm;
@@ -30,20 +31,73 @@ pub fn render_scene(
     camera: &Camera,
     settings: &RenderSettings,
 ) -> Result<image::RgbaImage, GpuError> {
+    render_scene_with(
+        ctx,
+        splats,
+        &Overlays {
+            lines,
+            picture: None,
+        },
+        camera,
+        settings,
+    )
+}
+
+/// What is depth-composited with the splats.
+pub struct Overlays<'a> {
+    pub lines: &'a [LineInstance],
+    /// A picture on a 3-D quad (corners top-left, top-right, bottom-right, bottom-left)
+    /// at an opacity.
+    pub picture: Option<(&'a image::RgbaImage, [Point3<f64>; 4], f32)>,
+}
+
+/// [`render_scene`] with every kind of overlay.
+pub fn render_scene_with(
+    ctx: &GpuContext,
+    splats: &Splats,
+    overlays: &Overlays<'_>,
+    camera: &Camera,
+    settings: &RenderSettings,
+) -> Result<image::RgbaImage, GpuError> {
     let pipeline = SplatPipeline::new(&ctx.device, FORMAT);
     let mut gpu = GpuSplats::upload(&ctx.device, &pipeline, splats);
     let line_pipeline = LinePipeline::new(&ctx.device, FORMAT);
     let mut gpu_lines = GpuLines::new(&ctx.device, &line_pipeline);
     let size = [camera.intrinsics.width, camera.intrinsics.height];
-    gpu_lines.set(&ctx.device, &ctx.queue, &line_pipeline, lines, size);
+    gpu_lines.set(
+        &ctx.device,
+        &ctx.queue,
+        &line_pipeline,
+        overlays.lines,
+        size,
+    );
+    let plane_pipeline = ImagePlanePipeline::new(&ctx.device, FORMAT);
+    let mut plane = GpuImagePlane::new(&ctx.device);
+    if let Some((image, corners, opacity)) = &overlays.picture {
+        plane.set_picture(&ctx.device, &ctx.queue, &plane_pipeline, 1, image);
+        plane.set_quad(
+            &ctx.queue,
+            plane_clip_corners(camera, corners),
+            settings.background,
+            *opacity,
+        );
+    }
     render_with(
         ctx,
         &pipeline,
         &mut gpu,
-        Some((&line_pipeline, &gpu_lines)),
+        Some(Extras {
+            lines: (&line_pipeline, &gpu_lines),
+            plane: (&plane_pipeline, &plane),
+        }),
         camera,
         settings,
     )
+}
+
+struct Extras<'a> {
+    lines: (&'a LinePipeline, &'a GpuLines),
+    plane: (&'a ImagePlanePipeline, &'a GpuImagePlane),
 }
 
 /// Render already uploaded splats (benchmarks reuse the upload across frames).
@@ -61,7 +115,7 @@ fn render_with(
     ctx: &GpuContext,
     pipeline: &SplatPipeline,
     gpu: &mut GpuSplats,
-    lines: Option<(&LinePipeline, &GpuLines)>,
+    extras: Option<Extras<'_>>,
     camera: &Camera,
     settings: &RenderSettings,
 ) -> Result<image::RgbaImage, GpuError> {
@@ -85,8 +139,9 @@ fn render_with(
             wgpu::Color { r, g, b, a: 1.0 }
         };
         let mut pass = target.begin_pass(&mut encoder, clear);
-        if let Some((line_pipeline, gpu_lines)) = lines {
-            gpu_lines.draw(&mut pass, line_pipeline);
+        if let Some(extras) = &extras {
+            extras.lines.1.draw(&mut pass, extras.lines.0);
+            extras.plane.1.draw(&mut pass, extras.plane.0);
         }
         gpu.draw(&mut pass, pipeline);
     }
