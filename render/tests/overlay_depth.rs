@@ -46,6 +46,24 @@ fn line_at(cam: &Camera, row: u32, z: f64, rgba: [u8; 4]) -> Segment {
     }
 }
 
+/// Splats within ±1 of the origin, 4 in front of the camera: depths 3–5 (plus their
+/// extent), between the overlays placed at depths 1.5 and 15; sparse enough that what
+/// is behind shows through in places.
+fn scene() -> (GpuContext, Splats, Camera, RenderSettings) {
+    let ctx = GpuContext::headless()
+        .expect("a wgpu adapter (lavapipe: apt-get install mesa-vulkan-drivers)");
+    let settings = RenderSettings {
+        background: [0.1, 0.1, 0.12],
+        ..RenderSettings::default()
+    };
+    (
+        ctx,
+        Splats::random(7, 300, 1, 1.0, 0.06),
+        camera(),
+        settings,
+    )
+}
+
 /// PSNR over the pixels of `rows` × `COLUMNS` only.
 fn psnr_on(a: &image::RgbaImage, b: &image::RgbaImage, rows: &[u32]) -> f64 {
     let crop = |img: &image::RgbaImage| {
@@ -62,16 +80,7 @@ fn psnr_on(a: &image::RgbaImage, b: &image::RgbaImage, rows: &[u32]) -> f64 {
 
 #[test]
 fn lines_in_front_show_and_lines_behind_are_seen_through_the_splats() {
-    let ctx = GpuContext::headless()
-        .expect("a wgpu adapter (lavapipe: apt-get install mesa-vulkan-drivers)");
-    // Splats within ±1 of the origin, 4 in front of the camera: depths 3–5 (plus their
-    // extent), between the two lines at depths 1.5 and 15.
-    let splats = Splats::random(7, 300, 1, 1.0, 0.06);
-    let cam = camera();
-    let settings = RenderSettings {
-        background: [0.1, 0.1, 0.12],
-        ..RenderSettings::default()
-    };
+    let (ctx, splats, cam, settings) = scene();
     let red = [230, 40, 40, 255];
     let green = [40, 220, 90, 255];
     let segments = [
@@ -160,14 +169,7 @@ fn translucent_lines_are_mixed_over_the_background_and_clipped_at_the_near_plane
 /// shows through the splats as a background would; in front it covers them.
 #[test]
 fn a_picture_quad_is_depth_composited_like_a_background_or_a_cover() {
-    let ctx = GpuContext::headless()
-        .expect("a wgpu adapter (lavapipe: apt-get install mesa-vulkan-drivers)");
-    let splats = Splats::random(7, 300, 1, 1.0, 0.06);
-    let cam = camera();
-    let settings = RenderSettings {
-        background: [0.1, 0.1, 0.12],
-        ..RenderSettings::default()
-    };
+    let (ctx, splats, cam, settings) = scene();
     let blue = image::Rgba([40u8, 90, 230, 255]);
     let picture = image::RgbaImage::from_pixel(16, 16, blue);
     let to_world = cam.world_to_camera.inverse();

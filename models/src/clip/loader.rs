@@ -58,7 +58,7 @@ pub fn files_in_dir(dir: &Path) -> Result<ClipFiles, Error> {
     Ok(ClipFiles { config, weights })
 }
 
-/// Resolves a source to files on disk (see `qwen2vl::loader::hub_file` for the cache
+/// Resolves a source to files on disk (see `qwen2vl::loader::hub_file_from` for the cache
 /// rules: `HF_HUB_CACHE`, `HF_HOME`, `HF_HUB_OFFLINE`).
 pub fn resolve(source: &ModelSource) -> Result<ClipFiles, Error> {
     resolve_with(source, &shared::Fetch::quiet())

@@ -193,39 +193,12 @@ impl HubConfig {
     }
 }
 
-/// One file of a Hub repo, from the local cache or (unless `HF_HUB_OFFLINE` is set)
-/// downloaded into it. A missing optional file is `Ok(None)`; a missing required one is an
-/// error that says where the cache was searched. Shared with the other models' loaders.
-pub fn hub_file(
-    repo_id: &str,
-    revision: Option<&str>,
-    file: &str,
-    required: bool,
-) -> Result<Option<PathBuf>, Error> {
-    hub_file_with(repo_id, revision, file, required, &Fetch::quiet())
-}
-
-/// [`hub_file`], reporting a download's bytes to `fetch`.
-pub fn hub_file_with(
-    repo_id: &str,
-    revision: Option<&str>,
-    file: &str,
-    required: bool,
-    fetch: &Fetch<'_>,
-) -> Result<Option<PathBuf>, Error> {
-    hub_file_from(
-        &HubConfig::from_env(),
-        repo_id,
-        revision,
-        file,
-        required,
-        fetch,
-    )
-}
-
-/// [`hub_file_with`] for an explicit cache and endpoint. A cancel returns at once; the
-/// download thread runs on to the end of the file (hf-hub cannot be interrupted), and a
-/// download stopped by the network is resumed from its `.incomplete` file next time.
+/// One file of a Hub repo, from the cache `hub` names or (unless it is offline)
+/// downloaded into it with progress reported to `fetch`. A missing optional file is
+/// `Ok(None)`; a missing required one is an error that says where the cache was
+/// searched. Shared with the other models' loaders. A cancel returns at once; the download
+/// thread runs on to the end of the file (hf-hub cannot be interrupted), and a download
+/// stopped by the network is resumed from its `.incomplete` file next time.
 pub fn hub_file_from(
     hub: &HubConfig,
     repo_id: &str,
@@ -351,7 +324,9 @@ fn resolve_hub(
     revision: Option<&str>,
     fetch: &Fetch<'_>,
 ) -> Result<ModelFiles, Error> {
-    let get = |file: &str, required: bool| hub_file_with(repo_id, revision, file, required, fetch);
+    let hub = HubConfig::from_env();
+    let get =
+        |file: &str, required: bool| hub_file_from(&hub, repo_id, revision, file, required, fetch);
     let config = get("config.json", true)?.ok_or_else(|| Error::NotFound(repo_id.into()))?;
     let weights = match get(INDEX, false)? {
         Some(index) => shard_names(&index)?

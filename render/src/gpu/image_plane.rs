@@ -2,7 +2,7 @@
 //! with the overlay lines into the view's colour + depth target, so it is
 //! depth-composited with the splats like them (see `shaders/image_plane.wgsl`).
 
-use super::lines::DEPTH_FORMAT;
+use super::pipeline::{Depth, Draw, render_pipeline, texture, uniform};
 use crate::camera::Camera;
 use nalgebra::Point3;
 
@@ -55,17 +55,8 @@ impl ImagePlanePipeline {
         let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("image-plane"),
             entries: &[
-                super::splat_pipeline::uniform(both),
-                wgpu::BindGroupLayoutEntry {
-                    binding: 1,
-                    visibility: fs,
-                    ty: wgpu::BindingType::Texture {
-                        sample_type: wgpu::TextureSampleType::Float { filterable: true },
-                        view_dimension: wgpu::TextureViewDimension::D2,
-                        multisampled: false,
-                    },
-                    count: None,
-                },
+                uniform(both),
+                texture(1, true),
                 wgpu::BindGroupLayoutEntry {
                     binding: 2,
                     visibility: fs,
@@ -74,51 +65,20 @@ impl ImagePlanePipeline {
                 },
             ],
         });
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("image_plane.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(
-                include_str!("../../../shaders/image_plane.wgsl").into(),
-            ),
-        });
-        let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("image-plane"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-            label: Some("image-plane"),
-            layout: Some(&pl),
-            vertex: wgpu::VertexState {
-                module: &module,
-                entry_point: Some("vs_plane"),
-                compilation_options: Default::default(),
-                buffers: &[],
-            },
-            primitive: wgpu::PrimitiveState {
+        let pipeline = render_pipeline(
+            device,
+            target,
+            &Draw {
+                label: "image-plane",
+                source: include_str!("../../../shaders/image_plane.wgsl"),
+                layout: &layout,
+                vertex: "vs_plane",
+                fragment: "fs_plane",
                 topology: wgpu::PrimitiveTopology::TriangleStrip,
-                ..Default::default()
+                depth: Depth::Write,
+                blend: None,
             },
-            depth_stencil: Some(wgpu::DepthStencilState {
-                format: DEPTH_FORMAT,
-                depth_write_enabled: Some(true),
-                depth_compare: Some(wgpu::CompareFunction::LessEqual),
-                stencil: Default::default(),
-                bias: Default::default(),
-            }),
-            multisample: wgpu::MultisampleState::default(),
-            fragment: Some(wgpu::FragmentState {
-                module: &module,
-                entry_point: Some("fs_plane"),
-                compilation_options: Default::default(),
-                targets: &[Some(wgpu::ColorTargetState {
-                    format: target,
-                    blend: None,
-                    write_mask: wgpu::ColorWrites::ALL,
-                })],
-            }),
-            multiview_mask: None,
-            cache: None,
-        });
+        );
         let sampler = device.create_sampler(&wgpu::SamplerDescriptor {
             label: Some("image-plane"),
             mag_filter: wgpu::FilterMode::Linear,

@@ -4,6 +4,7 @@
 //! translucent colour is mixed with the background first, which looks the same over an
 //! empty background and keeps depth writes meaningful.
 
+use super::pipeline::{Depth, Draw, render_pipeline, storage, uniform};
 use crate::camera::Camera;
 use crate::scene::{Segment, clip_camera};
 use wgpu::util::DeviceExt as _;
@@ -78,56 +79,22 @@ impl LinePipeline {
         let vs = wgpu::ShaderStages::VERTEX;
         let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("overlay-lines"),
-            entries: &[
-                super::splat_pipeline::uniform(vs),
-                super::splat_pipeline::storage(1, vs, true),
-            ],
+            entries: &[uniform(vs), storage(1, vs, true)],
         });
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("overlay_lines.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(
-                include_str!("../../../shaders/overlay_lines.wgsl").into(),
-            ),
-        });
-        let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("overlay-lines"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-            label: Some("overlay-lines"),
-            layout: Some(&pl),
-            vertex: wgpu::VertexState {
-                module: &module,
-                entry_point: Some("vs_line"),
-                compilation_options: Default::default(),
-                buffers: &[],
-            },
-            primitive: wgpu::PrimitiveState {
+        let pipeline = render_pipeline(
+            device,
+            target,
+            &Draw {
+                label: "overlay-lines",
+                source: include_str!("../../../shaders/overlay_lines.wgsl"),
+                layout: &layout,
+                vertex: "vs_line",
+                fragment: "fs_line",
                 topology: wgpu::PrimitiveTopology::TriangleStrip,
-                ..Default::default()
+                depth: Depth::Write,
+                blend: None,
             },
-            depth_stencil: Some(wgpu::DepthStencilState {
-                format: DEPTH_FORMAT,
-                depth_write_enabled: Some(true),
-                depth_compare: Some(wgpu::CompareFunction::LessEqual),
-                stencil: Default::default(),
-                bias: Default::default(),
-            }),
-            multisample: wgpu::MultisampleState::default(),
-            fragment: Some(wgpu::FragmentState {
-                module: &module,
-                entry_point: Some("fs_line"),
-                compilation_options: Default::default(),
-                targets: &[Some(wgpu::ColorTargetState {
-                    format: target,
-                    blend: None,
-                    write_mask: wgpu::ColorWrites::ALL,
-                })],
-            }),
-            multiview_mask: None,
-            cache: None,
-        });
+        );
         Self { pipeline, layout }
     }
 }

@@ -5,6 +5,7 @@ pub mod context;
 pub mod image_plane;
 pub mod lines;
 pub mod offscreen;
+mod pipeline;
 pub mod sorter;
 pub mod splat_pipeline;
 pub mod view;

@@ -6,6 +6,7 @@
 //! up to whole words: 8 bytes at degree 0, 96 at degree 3. Log-scales rather than a
 //! covariance keep tiny splats exact: their covariance would underflow f16.
 
+use super::pipeline::{Depth, Draw, OVER, render_pipeline, storage, uniform};
 use crate::camera::Camera;
 use crate::reference::RenderSettings;
 use crate::splats::Splats;
@@ -45,36 +46,6 @@ pub struct SplatPipeline {
     draw_layout: wgpu::BindGroupLayout,
 }
 
-pub(crate) fn storage(
-    binding: u32,
-    visibility: wgpu::ShaderStages,
-    read_only: bool,
-) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Storage { read_only },
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        },
-        count: None,
-    }
-}
-
-pub(crate) fn uniform(visibility: wgpu::ShaderStages) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding: 0,
-        visibility,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Uniform,
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        },
-        count: None,
-    }
-}
-
 impl SplatPipeline {
     pub fn new(device: &wgpu::Device, target: wgpu::TextureFormat) -> Self {
         let cs = wgpu::ShaderStages::COMPUTE;
@@ -106,24 +77,9 @@ impl SplatPipeline {
                 .into(),
             ),
         });
-        let draw_module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("splat_draw.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(
-                concat!(
-                    include_str!("../../../shaders/splat_common.wgsl"),
-                    include_str!("../../../shaders/splat_draw.wgsl")
-                )
-                .into(),
-            ),
-        });
         let pre_pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some("splat-preprocess"),
             bind_group_layouts: &[Some(&pre_layout)],
-            immediate_size: 0,
-        });
-        let draw_pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("splat-draw"),
-            bind_group_layouts: &[Some(&draw_layout)],
             immediate_size: 0,
         });
         let preprocess = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -134,50 +90,25 @@ impl SplatPipeline {
             compilation_options: Default::default(),
             cache: None,
         });
-        // Premultiplied "over", drawn far to near.
-        let blend = wgpu::BlendComponent {
-            src_factor: wgpu::BlendFactor::One,
-            dst_factor: wgpu::BlendFactor::OneMinusSrcAlpha,
-            operation: wgpu::BlendOperation::Add,
-        };
-        let draw = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-            label: Some("splat-draw"),
-            layout: Some(&draw_pl),
-            vertex: wgpu::VertexState {
-                module: &draw_module,
-                entry_point: Some("vs_main"),
-                compilation_options: Default::default(),
-                buffers: &[],
-            },
-            primitive: wgpu::PrimitiveState {
+        // Premultiplied "over", drawn far to near; tested against the overlays' depth,
+        // never written (see splat_draw.wgsl).
+        let draw = render_pipeline(
+            device,
+            target,
+            &Draw {
+                label: "splat-draw",
+                source: concat!(
+                    include_str!("../../../shaders/splat_common.wgsl"),
+                    include_str!("../../../shaders/splat_draw.wgsl")
+                ),
+                layout: &draw_layout,
+                vertex: "vs_main",
+                fragment: "fs_main",
                 topology: wgpu::PrimitiveTopology::TriangleStrip,
-                ..Default::default()
+                depth: Depth::Test,
+                blend: Some(OVER),
             },
-            // Tested against the overlay lines' depth, never written (see splat_draw.wgsl).
-            depth_stencil: Some(wgpu::DepthStencilState {
-                format: super::lines::DEPTH_FORMAT,
-                depth_write_enabled: Some(false),
-                depth_compare: Some(wgpu::CompareFunction::LessEqual),
-                stencil: Default::default(),
-                bias: Default::default(),
-            }),
-            multisample: wgpu::MultisampleState::default(),
-            fragment: Some(wgpu::FragmentState {
-                module: &draw_module,
-                entry_point: Some("fs_main"),
-                compilation_options: Default::default(),
-                targets: &[Some(wgpu::ColorTargetState {
-                    format: target,
-                    blend: Some(wgpu::BlendState {
-                        color: blend,
-                        alpha: blend,
-                    }),
-                    write_mask: wgpu::ColorWrites::ALL,
-                })],
-            }),
-            multiview_mask: None,
-            cache: None,
-        });
+        );
         Self {
             preprocess,
             draw,

@@ -3,6 +3,7 @@
 //! so they can be depth-composited; the result is premultiplied colour.
 
 use super::lines::DEPTH_FORMAT;
+use super::pipeline::{Depth, Draw, OVER, render_pipeline, texture, uniform};
 use wgpu::util::DeviceExt as _;
 
 /// Colour and depth textures of one size.
@@ -111,64 +112,22 @@ impl CompositePipeline {
         let fs = wgpu::ShaderStages::FRAGMENT;
         let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("composite"),
-            entries: &[
-                super::splat_pipeline::uniform(fs),
-                wgpu::BindGroupLayoutEntry {
-                    binding: 1,
-                    visibility: fs,
-                    ty: wgpu::BindingType::Texture {
-                        sample_type: wgpu::TextureSampleType::Float { filterable: false },
-                        view_dimension: wgpu::TextureViewDimension::D2,
-                        multisampled: false,
-                    },
-                    count: None,
-                },
-            ],
+            entries: &[uniform(fs), texture(1, false)],
         });
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("composite.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(
-                include_str!("../../../shaders/composite.wgsl").into(),
-            ),
-        });
-        let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("composite"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let over = wgpu::BlendComponent {
-            src_factor: wgpu::BlendFactor::One,
-            dst_factor: wgpu::BlendFactor::OneMinusSrcAlpha,
-            operation: wgpu::BlendOperation::Add,
-        };
-        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-            label: Some("composite"),
-            layout: Some(&pl),
-            vertex: wgpu::VertexState {
-                module: &module,
-                entry_point: Some("vs_composite"),
-                compilation_options: Default::default(),
-                buffers: &[],
+        let pipeline = render_pipeline(
+            device,
+            target,
+            &Draw {
+                label: "composite",
+                source: include_str!("../../../shaders/composite.wgsl"),
+                layout: &layout,
+                vertex: "vs_composite",
+                fragment: "fs_composite",
+                topology: wgpu::PrimitiveTopology::TriangleList,
+                depth: Depth::None,
+                blend: Some(OVER),
             },
-            primitive: wgpu::PrimitiveState::default(),
-            depth_stencil: None,
-            multisample: wgpu::MultisampleState::default(),
-            fragment: Some(wgpu::FragmentState {
-                module: &module,
-                entry_point: Some("fs_composite"),
-                compilation_options: Default::default(),
-                targets: &[Some(wgpu::ColorTargetState {
-                    format: target,
-                    blend: Some(wgpu::BlendState {
-                        color: over,
-                        alpha: over,
-                    }),
-                    write_mask: wgpu::ColorWrites::ALL,
-                })],
-            }),
-            multiview_mask: None,
-            cache: None,
-        });
+        );
         Self { pipeline, layout }
     }
 
