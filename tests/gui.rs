@@ -268,6 +268,15 @@ fn a_splat_ply_opened_from_the_command_line_shows_in_the_3d_view() {
         egui::pos2(260.0, 120.0),
     ));
     snapshot(&mut h, "scene3d_ply_centres_grid_box");
+    // A transparent background: a checkerboard behind the splats in the view.
+    h.get_by_label("transparent").click();
+    settle(&mut h);
+    assert!(h.state().scene3d().render_settings().transparent);
+    h.mask(egui::Rect::from_min_max(
+        egui::pos2(0.0, 30.0),
+        egui::pos2(260.0, 120.0),
+    ));
+    snapshot(&mut h, "scene3d_ply_transparent");
 }
 
 #[test]

@@ -107,6 +107,11 @@ impl Scene3d {
         self.gpu = available;
     }
 
+    /// The view's display settings (background, SH degree, …).
+    pub fn render_settings(&self) -> &RenderSettings {
+        &self.settings
+    }
+
     pub fn splat_count(&self) -> usize {
         match &self.content {
             Content3d::Splats { splats, .. } => splats.len(),
@@ -201,9 +206,13 @@ impl Scene3d {
                 self.orbit.zoom((-f64::from(scroll) * 0.002).exp());
             }
         }
-        let [r, g, b] = self.settings.background.map(|v| (v * 255.0).round() as u8);
-        ui.painter()
-            .rect_filled(rect, 0.0, Color32::from_rgb(r, g, b));
+        if self.settings.transparent {
+            checkerboard(&ui.painter_at(rect), rect);
+        } else {
+            let [r, g, b] = self.settings.background.map(|v| (v * 255.0).round() as u8);
+            ui.painter()
+                .rect_filled(rect, 0.0, Color32::from_rgb(r, g, b));
+        }
     }
 
     /// Draw the splats seen by `cam` into `rect` (egui's wgpu pass) with the overlay
@@ -219,7 +228,13 @@ impl Scene3d {
         shared: &mut Shared,
     ) {
         let ppp = ui.ctx().pixels_per_point();
-        let background = self.settings.background;
+        // Over a transparent background, translucent lines are mixed with the
+        // checkerboard's mean grey.
+        let background = if self.settings.transparent {
+            CHECKER_MEAN
+        } else {
+            self.settings.background
+        };
         match &mut self.content {
             Content3d::Splats { splats, sorter } if self.gpu => {
                 if sorter.is_none() {
@@ -644,17 +659,43 @@ impl Workspace for Scene3d {
                 ui.checkbox(&mut self.show_bounds, "bounding box");
             });
         }
-        ui.horizontal(|ui| {
+        // Wrapped: a wider row would widen the side panel for good.
+        ui.horizontal_wrapped(|ui| {
             ui.label("background");
             for (label, v) in [("black", 0.0), ("grey", 0.5), ("white", 1.0)] {
-                if ui
-                    .selectable_label(self.settings.background[0] == v, label)
-                    .clicked()
-                {
+                let on = !self.settings.transparent && self.settings.background[0] == v;
+                if ui.selectable_label(on, label).clicked() {
                     self.settings.background = [v; 3];
+                    self.settings.transparent = false;
                 }
             }
+            if ui
+                .selectable_label(self.settings.transparent, "transparent")
+                .on_hover_text("A checkerboard behind the splats; saved views keep the alpha")
+                .clicked()
+            {
+                self.settings.transparent = true;
+            }
         });
+        if let (Content3d::Splats { splats, .. }, Some(cam)) = (&self.content, self.last_sorted)
+            && ui
+                .button("Save view as PNG…")
+                .on_hover_text(
+                    "The splats seen from this view at its size (offscreen wgpu, or the CPU \
+                     reference without a GPU); alpha kept over a transparent background",
+                )
+                .clicked()
+        {
+            let (splats, settings) = (splats.clone(), self.settings);
+            let _ = shared.worker.spawn("Save the view", move |_| {
+                let Some(path) = rfd::FileDialog::new().set_file_name("view.png").save_file()
+                else {
+                    return Ok(());
+                };
+                let bytes = view_png(&splats, &cam, &settings).map_err(JobError::failed)?;
+                crate::atomic::write_atomic(&path, &bytes).map_err(JobError::failed)
+            });
+        }
         if self.is_demo() {
             ui.checkbox(&mut self.show_frusta, "camera frusta");
             ui.checkbox(
@@ -799,6 +840,54 @@ fn draw_image_plane(
     painter.add(egui::Shape::mesh(mesh));
 }
 
+/// The splats seen by `cam` as PNG bytes: rendered offscreen with wgpu when an adapter
+/// is available, else by the CPU reference; straight alpha over a transparent
+/// background (overlays are not included).
+pub fn view_png(
+    splats: &Splats,
+    cam: &Camera,
+    settings: &RenderSettings,
+) -> anyhow::Result<Vec<u8>> {
+    use loupe_render::reference;
+    let (w, h) = (cam.intrinsics.width, cam.intrinsics.height);
+    let image = match loupe_render::gpu::GpuContext::headless() {
+        Ok(ctx) => loupe_render::gpu::offscreen::render_splats(&ctx, splats, cam, settings)?,
+        Err(_) if settings.transparent => {
+            reference::to_rgba8_straight(&reference::render_rgba(splats, cam, settings), w, h)
+        }
+        Err(_) => reference::to_rgba8(&reference::render(splats, cam, settings), w, h),
+    };
+    let mut bytes = Vec::new();
+    image.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )?;
+    Ok(bytes)
+}
+
+/// The two greys of the transparent background's checkerboard and their mean.
+const CHECKER: [u8; 2] = [92, 122];
+const CHECKER_MEAN: [f32; 3] = [107.0 / 255.0; 3];
+
+/// The usual sign of a transparent background: 12-point grey squares, as one mesh.
+fn checkerboard(painter: &egui::Painter, rect: egui::Rect) {
+    const SIDE: f32 = 12.0;
+    let mut mesh = egui::Mesh::default();
+    mesh.add_colored_rect(rect, Color32::from_gray(CHECKER[0]));
+    let (cols, rows) = (
+        (rect.width() / SIDE).ceil() as usize,
+        (rect.height() / SIDE).ceil() as usize,
+    );
+    for j in 0..rows {
+        for i in (j % 2..cols).step_by(2) {
+            let min = rect.min + egui::vec2(i as f32 * SIDE, j as f32 * SIDE);
+            let square = egui::Rect::from_min_size(min, egui::Vec2::splat(SIDE)).intersect(rect);
+            mesh.add_colored_rect(square, Color32::from_gray(CHECKER[1]));
+        }
+    }
+    painter.add(egui::Shape::mesh(mesh));
+}
+
 /// How opaque the frame picture in its frustum is drawn.
 const PICTURE_OPACITY: f32 = 230.0 / 255.0;
 
@@ -830,5 +919,46 @@ fn draw_segments(
                 Stroke::new(LINE_WIDTH, Color32::from_rgba_unmultiplied(r, g, b_, a_)),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loupe_render::reference;
+
+    /// A saved view over a transparent background keeps the alpha: empty corners are
+    /// clear, the splats match the CPU reference's straight-alpha render.
+    #[test]
+    fn a_saved_transparent_view_matches_the_reference_with_alpha() {
+        let demo = DemoScene::new(400, 4);
+        let splats = demo.splats();
+        let cam = OrbitController::framing(&splats.means).camera(160, 120);
+        let settings = RenderSettings {
+            transparent: true,
+            ..RenderSettings::default()
+        };
+        let png = view_png(&splats, &cam, &settings).unwrap();
+        let got = image::load_from_memory(&png).unwrap().to_rgba8();
+        let want = reference::to_rgba8_straight(
+            &reference::render_rgba(&splats, &cam, &settings),
+            160,
+            120,
+        );
+        assert_eq!(got.get_pixel(0, 0).0[3], 0, "corner is transparent");
+        assert!(got.pixels().any(|p| p[3] == 255), "opaque splats");
+        // Straight colour is ill-defined where alpha is tiny; compare premultiplied.
+        let premul = |img: &image::RgbaImage| {
+            let mut out = img.clone();
+            for p in out.pixels_mut() {
+                let a = u32::from(p[3]);
+                for c in 0..3 {
+                    p[c] = ((u32::from(p[c]) * a + 127) / 255) as u8;
+                }
+            }
+            out
+        };
+        let db = reference::psnr(&premul(&got), &premul(&want));
+        assert!(db >= 35.0, "saved view vs reference: {db:.2} dB");
     }
 }
