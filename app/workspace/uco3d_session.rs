@@ -1047,7 +1047,7 @@ impl Uco3dSession {
                 && ui
                     .button("Export render PNG…")
                     .on_hover_text(
-                        "The splats seen by this frame's camera (CPU reference renderer)",
+                        "The splats seen by this frame's camera, over white (offscreen wgpu, or the CPU reference without a GPU)",
                     )
                     .clicked()
             {
@@ -1056,18 +1056,12 @@ impl Uco3dSession {
                     let Some(path) = rfd::FileDialog::new().set_file_name(&file).save_file() else {
                         return Ok(());
                     };
-                    let (w, h) = (cam.intrinsics.width, cam.intrinsics.height);
                     let settings = RenderSettings {
                         background: [1.0; 3],
                         ..Default::default()
                     };
-                    let img = reference::to_rgba8(&reference::render(&s, &cam, &settings), w, h);
-                    let mut bytes = Vec::new();
-                    img.write_to(
-                        &mut std::io::Cursor::new(&mut bytes),
-                        image::ImageFormat::Png,
-                    )
-                    .map_err(JobError::failed)?;
+                    let bytes = super::scene3d::view_png(&s, &cam, &settings)
+                        .map_err(JobError::failed)?;
                     crate::atomic::write_atomic(&path, &bytes).map_err(JobError::failed)
                 });
             }
