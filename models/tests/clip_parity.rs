@@ -37,7 +37,11 @@ fn clip_from(weights: &HashMap<String, Tensor>, dtype: DType) -> Clip {
 /// for `g = w + e` with `‖e‖ < ‖w‖` the angle satisfies `sin θ ≤ ‖e‖/‖w‖`, so
 /// `1 − cos θ ≤ (‖e‖/‖w‖)²` with `‖e‖ ≤ √d·bound`.
 fn min_cosine(want: &[f32], bound: f64) -> f64 {
-    let norm = want.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let norm = want
+        .iter()
+        .map(|x| f64::from(*x).powi(2))
+        .sum::<f64>()
+        .sqrt();
     let r = (want.len() as f64).sqrt() * bound / norm;
     assert!(r < 1.0, "bound {bound} as large as the vector itself");
     1.0 - r * r
@@ -493,14 +497,17 @@ fn half_precision_stays_close() {
     let want_img = r.rows("image_embeds");
     let want_txt = r.rows("text_embeds");
     let want_txt = [&want_txt[1], &want_txt[3]];
-    // A broken model the bound must not pass: the last vision and text blocks without
-    // their MLP output (a dropped sub-layer).
+    // A broken model the bound must not pass: every block of both towers without its
+    // MLP output (dropped sub-layers).
     let mut broken = w.clone();
-    for k in [
-        "visual.transformer.resblocks.1.mlp.c_proj.weight",
-        "transformer.resblocks.1.mlp.c_proj.weight",
-    ] {
-        broken.insert(k.into(), broken[k].zeros_like().unwrap());
+    for b in 0..2 {
+        for k in [
+            format!("visual.transformer.resblocks.{b}.mlp.c_proj.weight"),
+            format!("transformer.resblocks.{b}.mlp.c_proj.weight"),
+        ] {
+            let z = broken[&k].zeros_like().unwrap();
+            broken.insert(k, z);
+        }
     }
     let broken = run(&clip_from(&broken, DType::F32));
     for dtype in [DType::BF16, DType::F16] {

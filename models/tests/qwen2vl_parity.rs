@@ -105,7 +105,12 @@ fn f32_model(weights: &HashMap<String, Tensor>) -> Qwen2VL {
 /// attention over its patches, and the decoder's attention over the prompt. `γ_N` of
 /// this `N` sets every reduction's backward error (numerics.rs, steps 1–2).
 fn longest_reduction(p: &Prompt) -> usize {
-    let patches = p.grids.iter().map(|g| g[0] * g[1] * g[2]).max().unwrap_or(0);
+    let patches = p
+        .grids
+        .iter()
+        .map(|g| g[0] * g[1] * g[2])
+        .max()
+        .unwrap_or(0);
     1176.max(patches).max(p.input_ids.len())
 }
 
@@ -230,7 +235,9 @@ fn processor_matches_ids_grids_positions_and_pixels() {
         // Bit-identical u8 pixels (checked above) go through rescale (×1/255) and
         // normalise ((x − mean)/std): at most 3 roundings per side in f32, or fewer,
         // so |Δ| ≤ 2·3·u_f32·max|value| whatever order either side uses.
-        let max = flat(want).iter().fold(0f64, |m, v| m.max(f64::from(v.abs())));
+        let max = flat(want)
+            .iter()
+            .fold(0f64, |m, v| m.max(f64::from(v.abs())));
         let bound = 6.0 * unit_roundoff(DType::F32) * max;
         assert!(d <= bound, "{name}: pixel values differ by {d} > {bound}");
     }
@@ -264,7 +271,9 @@ fn stages(model: &mut Qwen2VL, case: &Case, p: &Prompt, cols: &[[usize; 2]]) -> 
         .collect();
     let rows = Tensor::new(rows.as_slice(), &Device::Cpu).unwrap();
     out.push(flat(
-        &model.logits(&hidden.index_select(&rows, 0).unwrap()).unwrap(),
+        &model
+            .logits(&hidden.index_select(&rows, 0).unwrap())
+            .unwrap(),
     ));
     let hs = case.t("llm_hidden_states");
     let dec = model
@@ -302,10 +311,8 @@ fn vision_tower_and_decoder_match_every_stage() {
         let hs = case.t("llm_hidden_states");
         let n_blocks = blocks.dim(0).unwrap();
         let n_hidden = hs.dim(0).unwrap();
-        let mut want: Vec<(String, Tensor)> = vec![(
-            "patch embeds".into(),
-            case.t("vision_patch_embeds").clone(),
-        )];
+        let mut want: Vec<(String, Tensor)> =
+            vec![("patch embeds".into(), case.t("vision_patch_embeds").clone())];
         for i in 0..n_blocks {
             want.push((format!("vision block {i}"), blocks.get(i).unwrap()));
         }
@@ -706,7 +713,11 @@ fn half_precision_stays_close_to_f32() {
         let [a, b] = top2(&want.unsqueeze(0).unwrap())[0];
         let wv = flat(&want);
         if f64::from(wv[a] - wv[b]) > 2.0 * bound {
-            assert_eq!(top2(&logits.unsqueeze(0).unwrap())[0][0], a, "{dtype:?} argmax");
+            assert_eq!(
+                top2(&logits.unsqueeze(0).unwrap())[0][0],
+                a,
+                "{dtype:?} argmax"
+            );
         }
     }
 }

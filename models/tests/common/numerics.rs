@@ -73,7 +73,10 @@ pub fn gamma(n: usize, u: f64) -> f64 {
 /// another order, for reductions of length at most `n_max`.
 pub fn relative_backward_error(dtype: DType, n_max: usize) -> f64 {
     let u32 = unit_roundoff(DType::F32);
-    assert!(gamma(n_max, u32) < 0.01, "reduction too long for first-order analysis");
+    assert!(
+        gamma(n_max, u32) < 0.01,
+        "reduction too long for first-order analysis"
+    );
     let f32_pair = 2.0 * n_max as f64 * u32 * u32 / 3.0;
     let half = match dtype {
         DType::F32 => 0.0,
@@ -138,7 +141,11 @@ pub fn perturb_weights(
                     if i % 64 == 0 {
                         bits = rng.next();
                     }
-                    let sign = if (bits >> (i % 64)) & 1 == 1 { 1.0 } else { -1.0 };
+                    let sign = if (bits >> (i % 64)) & 1 == 1 {
+                        1.0
+                    } else {
+                        -1.0
+                    };
                     x * (1.0 + sign * rho)
                 })
                 .collect();
