@@ -129,8 +129,10 @@ fn classify_bytes(path: &Path, head: &[u8], len: u64) -> Option<Content> {
         return Some(Content::Splat);
     }
     let first = head.iter().find(|b| !b.is_ascii_whitespace());
-    // Generic grounding items name their images on every line; prediction lines do not.
-    if ext == "jsonl" && first == Some(&b'{') && head.windows(8).any(|w| w == b"\"images\"") {
+    // Generic grounding items name their images on every line; prediction lines do not,
+    // except answers matched by content, which carry a "prompt" instead of a question.
+    let has = |key: &[u8]| head.windows(key.len()).any(|w| w == key);
+    if ext == "jsonl" && first == Some(&b'{') && has(b"\"images\"") && !has(b"\"prompt\"") {
         return Some(Content::GroundingJsonl);
     }
     if matches!(ext.as_str(), "json" | "jsonl") && matches!(first, Some(b'{' | b'[')) {

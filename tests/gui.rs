@@ -206,9 +206,10 @@ fn a_dropped_predictions_file_replaces_the_model_answers() {
     let g = h.state().grounding();
     let s = g.score(0).unwrap();
     assert!((s.iou - 1.0).abs() < 1e-6 && !s.wrong_image, "{s:?}");
-    // Items without an answer now count as parse failures: 1 of 3 reaches 0.5.
+    // Items without an answer score IoU 0 and count as missing (the official rule):
+    // 1 of 3 reaches 0.5.
     let (_, all) = g.metrics();
-    assert_eq!((all.count, all.parse_failures), (3, 2));
+    assert_eq!((all.count, all.parse_failures, all.missing), (3, 0, 2));
     h.get_by_label_contains("my-model: Acc@0.5 33.3 %");
 }
 
