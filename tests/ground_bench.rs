@@ -138,8 +138,7 @@ fn shard_files_cover_the_benchmark_and_eval_takes_them() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let table = String::from_utf8(o.stdout).unwrap();
     assert!(
-        table.contains(&format!("| overall | "))
-            && table.trim_end().ends_with(&format!("| {ITEMS} |")),
+        table.contains("| overall | ") && table.trim_end().ends_with(&format!("| {ITEMS} |")),
         "{table}"
     );
     // Two of three shards leave a gap.

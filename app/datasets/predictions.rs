@@ -152,8 +152,8 @@ fn read_official(file: &str, text: &str) -> RawFile {
     };
     let records = match serde_json::from_str::<Value>(text) {
         Ok(Value::Array(v)) => v,
-        Ok(_) => unreachable_list(&mut out, whole("expected a JSON list of records".into())),
-        Err(e) => unreachable_list(&mut out, whole(format!("not valid JSON: {e}"))),
+        Ok(_) => with_error(&mut out, whole("expected a JSON list of records".into())),
+        Err(e) => with_error(&mut out, whole(format!("not valid JSON: {e}"))),
     };
     // "Migician_diff_0101_120000.json" → the model name before the task.
     let stem = std::path::Path::new(file)
@@ -200,7 +200,7 @@ fn read_official(file: &str, text: &str) -> RawFile {
     out
 }
 
-fn unreachable_list(out: &mut RawFile, e: RecordError) -> Vec<Value> {
+fn with_error(out: &mut RawFile, e: RecordError) -> Vec<Value> {
     out.errors.push(e);
     Vec::new()
 }
@@ -262,7 +262,7 @@ pub fn attach(
     let mut by_task: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, it) in items.iter().enumerate() {
         by_content
-            .entry((&it.image_names, it.question.as_str()))
+            .entry((it.image_names.as_slice(), it.question.as_str()))
             .or_default()
             .push(i);
         by_task.entry(it.task.as_str()).or_default().push(i);

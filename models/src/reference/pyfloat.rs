@@ -56,7 +56,7 @@ pub fn py_repr(x: f64) -> String {
     }
     // Rust's `{:e}` gives the same shortest round-trip digits: "d.ddde±x".
     let sci = format!("{:e}", x.abs());
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
     let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
     let decpt = exp + 1;
