@@ -397,7 +397,6 @@ impl Grounding {
         ui.horizontal_wrapped(|ui| {
             ui.checkbox(&mut f.parse_failure, "parse failures");
             ui.checkbox(&mut f.wrong_image, "wrong image");
-            ui.checkbox(&mut f.gt_suspect, "ground truth suspect");
             if has_others {
                 ui.checkbox(&mut f.disagree, "models disagree");
             }
