@@ -307,14 +307,22 @@ impl ModelRunner {
             }
         });
         let mut text = instruction.to_owned();
-        let edited = ui
-            .add(
-                egui::TextEdit::multiline(&mut text)
-                    .hint_text("Instruction, e.g. Locate the cup in the second image.")
-                    .desired_rows(3)
-                    .desired_width(f32::INFINITY),
-            )
-            .changed();
+        // The official prompt carries a long format suffix: the box scrolls instead of
+        // pushing Run and Stop off the inspector.
+        let rows = ui.text_style_height(&egui::TextStyle::Body) * 4.5;
+        let edited = egui::ScrollArea::vertical()
+            .id_salt("instruction")
+            .max_height(rows)
+            .show(ui, |ui| {
+                ui.add(
+                    egui::TextEdit::multiline(&mut text)
+                        .hint_text("Instruction, e.g. Locate the cup in the second image.")
+                        .desired_rows(3)
+                        .desired_width(f32::INFINITY),
+                )
+                .changed()
+            })
+            .inner;
         if edited {
             self.instructions
                 .insert((dataset.to_owned(), item), text.clone());
