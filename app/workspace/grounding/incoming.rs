@@ -104,12 +104,14 @@ impl Grounding {
         self.report.as_ref()
     }
 
-    /// Counts of the predictions report and of suspect ground truth, each a toggle for
-    /// the list filter of its kind.
+    /// Counts of the predictions report (when something does not fit) and of suspect
+    /// ground truth, each a toggle for the list filter of its kind.
     pub(super) fn banner(&mut self, ui: &mut Ui) {
         let suspect = self.items.iter().filter(|i| i.gt_suspect.is_some()).count();
         let unreadable = self.items.iter().filter(|i| i.problem.is_some()).count();
-        let Some(r) = &self.report else {
+        // A clean report needs no banner (its summary was a toast).
+        let report = self.report.as_ref().filter(|r| !r.is_clean());
+        let Some(r) = report else {
             if suspect + unreadable > 0 {
                 ui.horizontal_wrapped(|ui| self.item_toggles(ui, suspect, unreadable));
             }
@@ -121,11 +123,8 @@ impl Grounding {
             (r.mismatched.len(), "task/question mismatch"),
             (r.missing.len(), "missing"),
         ];
-        let frame = egui::Frame::group(ui.style()).fill(if r.is_clean() {
-            ui.visuals().faint_bg_color
-        } else {
-            ui.visuals().warn_fg_color.gamma_multiply(0.15)
-        });
+        let frame =
+            egui::Frame::group(ui.style()).fill(ui.visuals().warn_fg_color.gamma_multiply(0.15));
         frame.show(ui, |ui| {
             ui.horizontal_wrapped(|ui| {
                 ui.label(RichText::new(format!("{matched} matched")).strong());
