@@ -39,10 +39,7 @@ fn starts_on_the_grounding_demo_with_all_tabs() {
     // 0.443 × 0.675 and 0.41 × 0.73.
     let (inter, a, b) = (0.41 * 0.675, 0.443 * 0.675, 0.41 * 0.73);
     let iou = h.state().grounding().score(0).unwrap().iou;
-    assert!(
-        (f64::from(iou) - inter / (a + b - inter)).abs() < 1e-5,
-        "{iou}"
-    );
+    assert!((iou - inter / (a + b - inter)).abs() < 1e-5, "{iou}");
     // Two of three demo answers reach IoU 0.5; the third puts its box on the wrong image.
     h.get_by_label_contains("Acc@0.5 66.7 %");
     assert!(h.state().grounding().score(2).unwrap().wrong_image);

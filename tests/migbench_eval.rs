@@ -365,11 +365,11 @@ fn a_skipped_record_does_not_shift_ids() {
     assert_eq!(records.len(), l.items.len());
     assert_eq!(&records[5][3], "", "the unreadable record is not scored");
     assert_eq!(&records[5][11], "field 'images' is empty");
-    for i in 6..records.len() {
-        assert_eq!(records[i][0].parse::<usize>().unwrap(), i);
+    for (i, r) in records.iter().enumerate().skip(6) {
+        assert_eq!(r[0].parse::<usize>().unwrap(), i);
         let want = from_hex(l.expected[i]["iou_hex"].as_str().unwrap());
         assert_eq!(
-            records[i][3].parse::<f64>().unwrap().to_bits(),
+            r[3].parse::<f64>().unwrap().to_bits(),
             want.to_bits(),
             "row {i}"
         );

@@ -174,6 +174,8 @@ pub fn run(args: &GroundArgs, bench: &Path) -> anyhow::Result<()> {
             }
         }
         if args.delay_ms > 0 {
+            // A headless command, not the UI thread: a plain pause for the kill test.
+            #[allow(clippy::disallowed_methods)]
             std::thread::sleep(std::time::Duration::from_millis(args.delay_ms));
         }
         // One write of a whole line, then fsync: a kill leaves whole lines, or a torn
