@@ -23,7 +23,7 @@ pub enum Command {
     },
     /// Render Gaussian splats (.ply / .splat) to a PNG offscreen.
     Render(crate::commands::render::RenderArgs),
-    /// Run the grounding model (Qwen2-VL / Migician) on images and an instruction.
+    /// Run the grounding model (Qwen2-VL / Migician) on images and an instruction, or on every item of a benchmark (--bench).
     Ground(crate::commands::ground::GroundArgs),
     /// Index BIOMEDICA tar shards (files or folders) headless, writing their sidecar indexes.
     Index(crate::commands::index::IndexArgs),
@@ -38,6 +38,8 @@ pub enum Command {
     Search(crate::commands::embed::SearchArgs),
     /// Export a grounding review (COCO JSON, Qwen JSONL, metrics CSV) from its sidecar.
     Export(crate::commands::export::ExportArgs),
+    /// Score predictions on a MIG-Bench file exactly as Migician's evaluation does.
+    Eval(crate::commands::eval::EvalArgs),
     /// A burst of autosaved review edits (for the crash test; not for users).
     #[command(hide = true)]
     ReviewStress(crate::commands::review_stress::StressArgs),
@@ -99,5 +101,45 @@ mod tests {
             Cli::try_parse_from(["loupe", "render", "s.ply", "--out", "f.png", "--eye", "1,2"])
                 .is_err()
         );
+    }
+
+    #[test]
+    fn ground_takes_images_or_a_benchmark() {
+        assert!(Cli::try_parse_from(["loupe", "ground", "--model-dir", "m"]).is_err());
+        let g = Cli::try_parse_from([
+            "loupe",
+            "ground",
+            "--model-dir",
+            "m",
+            "--bench",
+            "b.json",
+            "--out",
+            "p.jsonl",
+            "--shard",
+            "1/4",
+            "--resume",
+        ])
+        .unwrap();
+        match g.command {
+            Some(Command::Ground(a)) => {
+                assert!(a.resume && a.images.is_empty() && a.shard.as_deref() == Some("1/4"))
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = Cli::try_parse_from([
+            "loupe",
+            "eval",
+            "b.json",
+            "--predictions",
+            "a.jsonl",
+            "b.jsonl",
+            "--y-correction",
+            "migician",
+        ])
+        .unwrap();
+        match e.command {
+            Some(Command::Eval(a)) => assert_eq!(a.predictions.len(), 2),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         Some(Command::Bench(args)) => loupe::commands::bench::run(&args),
         Some(Command::RenderCameras(args)) => loupe::commands::render_cameras::run(&args),
         Some(Command::Export(args)) => loupe::commands::export::run(&args),
+        Some(Command::Eval(args)) => loupe::commands::eval::run(&args),
         Some(Command::Embed(args)) => loupe::commands::embed::embed(&args),
         Some(Command::Search(args)) => loupe::commands::embed::search(&args),
         Some(Command::ReviewStress(args)) => loupe::commands::review_stress::run(&args),

@@ -129,8 +129,10 @@ fn classify_bytes(path: &Path, head: &[u8], len: u64) -> Option<Content> {
         return Some(Content::Splat);
     }
     let first = head.iter().find(|b| !b.is_ascii_whitespace());
-    // Generic grounding items name their images on every line; prediction lines do not.
-    if ext == "jsonl" && first == Some(&b'{') && head.windows(8).any(|w| w == b"\"images\"") {
+    // Generic grounding items name their images on every line; prediction lines do not,
+    // except answers matched by content, which carry the model's "answer".
+    let has = |key: &[u8]| head.windows(key.len()).any(|w| w == key);
+    if ext == "jsonl" && first == Some(&b'{') && has(b"\"images\"") && !has(b"\"answer\"") {
         return Some(Content::GroundingJsonl);
     }
     if matches!(ext.as_str(), "json" | "jsonl") && matches!(first, Some(b'{' | b'[')) {
@@ -209,6 +211,12 @@ mod tests {
             b"{\"images\": [\"a.png\"], \"prompt\": \"p\"}\n",
         );
         assert_eq!(classify(&generic), Ok(Content::GroundingJsonl));
+        let by_content = write(
+            dir.path(),
+            "other_model.jsonl",
+            b"{\"images\": [\"a.png\"], \"prompt\": \"p\", \"answer\": \"(1,2),(3,4)\"}\n",
+        );
+        assert_eq!(classify(&by_content), Ok(Content::Annotations));
         assert_eq!(
             Content::GroundingJsonl.workspace(),
             WorkspaceKind::Grounding

@@ -39,10 +39,7 @@ fn starts_on_the_grounding_demo_with_all_tabs() {
     // 0.443 × 0.675 and 0.41 × 0.73.
     let (inter, a, b) = (0.41 * 0.675, 0.443 * 0.675, 0.41 * 0.73);
     let iou = h.state().grounding().score(0).unwrap().iou;
-    assert!(
-        (f64::from(iou) - inter / (a + b - inter)).abs() < 1e-5,
-        "{iou}"
-    );
+    assert!((iou - inter / (a + b - inter)).abs() < 1e-5, "{iou}");
     // Two of three demo answers reach IoU 0.5; the third puts its box on the wrong image.
     h.get_by_label_contains("Acc@0.5 66.7 %");
     assert!(h.state().grounding().score(2).unwrap().wrong_image);
@@ -206,9 +203,10 @@ fn a_dropped_predictions_file_replaces_the_model_answers() {
     let g = h.state().grounding();
     let s = g.score(0).unwrap();
     assert!((s.iou - 1.0).abs() < 1e-6 && !s.wrong_image, "{s:?}");
-    // Items without an answer now count as parse failures: 1 of 3 reaches 0.5.
+    // Items without an answer score IoU 0 and count as missing (the official rule):
+    // 1 of 3 reaches 0.5.
     let (_, all) = g.metrics();
-    assert_eq!((all.count, all.parse_failures), (3, 2));
+    assert_eq!((all.count, all.parse_failures, all.missing), (3, 0, 2));
     h.get_by_label_contains("my-model: Acc@0.5 33.3 %");
 }
 

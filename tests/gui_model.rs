@@ -82,11 +82,13 @@ fn run_streams_the_answer_into_the_inspector() {
     let fetch = loupe_models::qwen2vl::loader::Fetch::quiet();
     let mut model = settings.load(&fetch, &|_, _| {}).unwrap();
     let images: Vec<_> = item.images.iter().map(|s| s.decode().unwrap()).collect();
+    // The inspector's instruction is the official prompt (question + format suffix).
+    let prompt = loupe_models::reference::official_prompt(&item.task, &item.question);
     let direct = ground(
         &mut model,
         &settings,
         &images,
-        &item.question,
+        &prompt,
         &|| false,
         &mut |_| {},
     )

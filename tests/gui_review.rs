@@ -290,7 +290,7 @@ fn a_keyboard_review_session_exports_what_was_decided() {
         ["accepted", "accepted", "rejected"]
     );
     assert_eq!(rows[2][5], "1", "item 2 was edited");
-    let iou0: f32 = rows[1][7].parse().unwrap();
+    let iou0: f64 = rows[1][7].parse().unwrap();
     let want_iou = h.state().grounding().score(0).unwrap().iou;
     assert!((iou0 - want_iou).abs() < 1e-4);
 
@@ -548,6 +548,7 @@ fn a_hundred_thousand_items_filter_fast() {
     use loupe_models::answer::NormBox;
     let mut h = harness(Vec::new());
     let n = 100_000;
+    // 100k answers parsed once here, not per frame.
     let items: Vec<GroundingItem> = (0..n)
         .map(|i| GroundingItem {
             task: ["region", "diff", "group_grounding"][i % 3].into(),
@@ -555,22 +556,21 @@ fn a_hundred_thousand_items_filter_fast() {
                 "/nonexistent.jpg".into(),
             )],
             image_names: vec!["x.jpg".into()],
-            question: String::new(),
             gt: Some(NormBox::new(0.0, 0.0, 0.5, 0.5)),
+            gt_exact: Some([0.0, 0.0, 0.5, 0.5]),
             target: Some(0),
+            ..Default::default()
         })
         .collect();
     let answers = (0..n)
         .map(|i| {
-            let w = 0.5 * (i % 100) as f32 / 100.0;
+            // A box of width w = 0.5·k/100 on Qwen's grid: IoU k/100.
+            let answer = format!("(0,0),({},500)", 5 * (i % 100));
             (
                 i,
                 ModelAnswer {
-                    answer: String::new(),
-                    prediction: Prediction {
-                        bbox: Some(NormBox::new(0.0, 0.0, w, 0.5)),
-                        image: None,
-                    },
+                    prediction: Prediction::from_answer(&answer),
+                    answer,
                 },
             )
         })

@@ -54,9 +54,14 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("cannot read {}", p.display()))?;
-            let (answers, _, errors) = predictions::parse_jsonl(&p.display().to_string(), &text);
-            for e in &errors {
+            let raw = predictions::read(&p.display().to_string(), &text);
+            let (answers, report) = predictions::attach(std::slice::from_ref(&raw), &items);
+            eprintln!("predictions: {}", report.summary());
+            for e in &report.errors {
                 eprintln!("warning: {e}");
+            }
+            for u in &report.unmatched {
+                eprintln!("warning: {u}: matches no item");
             }
             answers
         }
@@ -65,12 +70,17 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
     let mut sizes = std::collections::HashMap::new();
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let prediction = answers.get(&i).map(|a| &a.prediction);
-        let score = match (item.gt, prediction) {
-            (Some(gt), Some(p)) => Some(metrics::score_item(&gt, item.target, p, false)),
-            _ => None,
-        };
-        let proposal = export::proposal(item, prediction, !answers.is_empty(), false);
+        let answer = answers.get(&i);
+        // The GUI's rule: with answers loaded every item with ground truth is scored
+        // (a missing answer as IoU 0); items of unreadable records are not.
+        let score =
+            match item.gt_exact {
+                Some(gt) if !answers.is_empty() && item.problem.is_none() => Some(
+                    metrics::score_item(&gt, item.target, answer.map(|a| &a.prediction), false),
+                ),
+                _ => None,
+            };
+        let proposal = export::proposal(item, answer, !answers.is_empty(), false);
         let mut e = ExportItem::new(i, item, review.get(i), proposal, score);
         e.fill_sizes(&item.images, &mut sizes)
             .map_err(anyhow::Error::msg)?;
@@ -88,8 +98,11 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
         path.file_stem().unwrap_or_default().to_string_lossy()
     );
     let written = export::write_all(&dir, &stem, &out)?;
+    for w in &written.warnings {
+        eprintln!("warning: {w}");
+    }
     let mut stdout = std::io::stdout().lock();
-    for f in written {
+    for f in written.files {
         writeln!(stdout, "{}", f.display())?;
     }
     Ok(())

@@ -14,11 +14,30 @@ pub struct GroundArgs {
     #[arg(long)]
     pub model: Option<String>,
     /// An input image; repeat for several, in order.
-    #[arg(long = "image", required = true)]
+    #[arg(
+        long = "image",
+        required_unless_present = "bench",
+        conflicts_with = "bench"
+    )]
     pub images: Vec<PathBuf>,
     /// The instruction, e.g. "Locate the cup in the second image."
+    #[arg(long, required_unless_present = "bench", conflicts_with = "bench")]
+    pub prompt: Option<String>,
+    /// Answer every item of this MIG-Bench file (prompt as the official eval builds it).
     #[arg(long)]
-    pub prompt: String,
+    pub bench: Option<PathBuf>,
+    /// With --bench: the JSONL answers file, appended to as items finish.
+    #[arg(long, requires = "bench")]
+    pub out: Option<PathBuf>,
+    /// With --bench: only items whose index modulo n is k (0 ≤ k < n), e.g. 0/4.
+    #[arg(long, requires = "bench")]
+    pub shard: Option<String>,
+    /// With --bench: continue an interrupted run's --out file.
+    #[arg(long, requires = "bench")]
+    pub resume: bool,
+    /// With --bench: pause after each item (tests kill a run mid-way).
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub delay_ms: u64,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -73,8 +92,12 @@ impl GroundArgs {
 // The answer streams to stdout as it is generated; that is this command's output.
 #[allow(clippy::print_stdout)]
 pub fn run(args: &GroundArgs) -> anyhow::Result<()> {
+    if let Some(bench) = &args.bench {
+        return super::ground_bench::run(args, bench);
+    }
     let settings = args.settings()?;
     let images = open_images(&args.images)?;
+    let prompt = args.prompt.clone().unwrap_or_default();
     // One line per whole percent, not one per tensor.
     let shown = std::sync::atomic::AtomicU64::new(u64::MAX);
     let downloaded = std::sync::atomic::AtomicU64::new(u64::MAX);
@@ -99,7 +122,7 @@ pub fn run(args: &GroundArgs) -> anyhow::Result<()> {
         &mut model,
         &settings,
         &images,
-        &args.prompt,
+        &prompt,
         &|| false,
         &mut |t| {
             if !json {

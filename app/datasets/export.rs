@@ -3,11 +3,13 @@
 //! 0–1000 integers) and a CSV of per-item metrics; plus readers for the first two, so
 //! exports can be checked by reading them back.
 
-use super::metrics::{self, ItemScore, Prediction};
+use super::metrics::{self, ItemScore};
 use super::mig_bench::GroundingItem;
+use super::predictions::ModelAnswer;
 use super::review::{Decision, ItemReview, ReviewBox};
 use crate::image_cache::ImageSource;
 use loupe_models::answer::{NormBox, parse_grounded};
+use loupe_models::reference::{Extracted, py_repr};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,28 +36,55 @@ pub struct ExportItem {
     pub edited: bool,
     pub note: String,
     pub score: Option<ItemScore>,
+    pub gt_suspect: bool,
 }
 
-/// The boxes a model proposes for `item`: its answer's box on the image the answer
-/// names (the target when it names none); with no predictions loaded at all, the
-/// ground truth on the target (reviewing a benchmark's own labels).
+/// The boxes a model proposes for `item`: every box of its answer, each on the image
+/// named before it (`parse_grounded`; the target when the answer names none); an
+/// answer in another box form gives its scored box. With the y-correction on, a
+/// single-box answer is corrected as `migician_eval` corrects it (several boxes are
+/// not). With no predictions loaded at all: the ground truth on the target (reviewing
+/// a benchmark's own labels).
 pub fn proposal(
     item: &GroundingItem,
-    prediction: Option<&Prediction>,
+    answer: Option<&ModelAnswer>,
     any_predictions: bool,
     y_correction: bool,
 ) -> Vec<ReviewBox> {
-    if let Some(p) = prediction
-        && let Some(bbox) = p.bbox
-    {
-        let image = p.image.or(item.target).unwrap_or(0);
-        if image < item.images.len() {
-            let bbox = if y_correction {
-                metrics::migician_y_correction(bbox)
-            } else {
-                bbox
-            };
-            return vec![ReviewBox { image, bbox }];
+    if let Some(a) = answer {
+        let n = item.images.len();
+        // Only a single extracted box is corrected (the official try/except).
+        let corrected = match &a.prediction.extracted {
+            Extracted::Single(_) if y_correction => {
+                metrics::scored_boxes(&a.prediction, true).scored()
+            }
+            _ => None,
+        };
+        let correct = |bbox: NormBox| match corrected {
+            Some(c) => NormBox::new(bbox.x1, c[1] as f32, bbox.x2, c[3] as f32),
+            None => bbox,
+        };
+        let grounded = parse_grounded(&a.answer, n, item.target).boxes;
+        let single = grounded.len() == 1;
+        let boxes: Vec<ReviewBox> = grounded
+            .into_iter()
+            .filter(|g| g.image < n)
+            .map(|g| ReviewBox {
+                image: g.image,
+                bbox: if single { correct(g.bbox) } else { g.bbox },
+            })
+            .collect();
+        if !boxes.is_empty() {
+            return boxes;
+        }
+        if let Some(bbox) = a.prediction.bbox {
+            let image = a.prediction.image.or(item.target).unwrap_or(0);
+            if image < n {
+                return vec![ReviewBox {
+                    image,
+                    bbox: correct(bbox),
+                }];
+            }
         }
     }
     match (item.gt, item.target) {
@@ -92,6 +121,7 @@ impl ExportItem {
             boxes,
             note: review.note,
             score,
+            gt_suspect: item.gt_suspect.is_some(),
         }
     }
 
@@ -339,17 +369,21 @@ pub(crate) fn csv_field(s: &str) -> String {
 /// Per-item metrics and review outcome, one row per item (all items, any decision).
 pub fn metrics_csv(items: &[ExportItem]) -> String {
     let mut out = String::from(
-        "item,task,images,target_image,decision,edited,boxes,iou,acc_0.5,parse_failure,wrong_image,note\n",
+        "item,task,images,target_image,decision,edited,boxes,iou,acc_0.3,acc_0.5,acc_0.7,parse_failure,wrong_image,missing,gt_suspect,note\n",
     );
     for it in items {
-        let (iou, acc, pf, wi) = match it.score {
-            Some(s) => (
-                format!("{:.4}", s.iou),
-                u8::from(s.iou >= 0.5).to_string(),
+        // Items without ground truth have no score: the score columns stay empty.
+        let score_cells = match it.score {
+            Some(s) => vec![
+                py_repr(s.iou),
+                u8::from(s.hit(0.3)).to_string(),
+                u8::from(s.hit(0.5)).to_string(),
+                u8::from(s.hit(0.7)).to_string(),
                 u8::from(s.parse_failure).to_string(),
                 u8::from(s.wrong_image).to_string(),
-            ),
-            None => Default::default(),
+                u8::from(s.missing).to_string(),
+            ],
+            None => vec![String::new(); 7],
         };
         let row = [
             it.index.to_string(),
@@ -359,21 +393,70 @@ pub fn metrics_csv(items: &[ExportItem]) -> String {
             it.decision.label().to_owned(),
             u8::from(it.edited).to_string(),
             it.boxes.len().to_string(),
-            iou,
-            acc,
-            pf,
-            wi,
-            csv_field(&it.note),
         ];
-        out.push_str(&row.join(","));
+        let tail = [u8::from(it.gt_suspect).to_string(), csv_field(&it.note)];
+        out.push_str(
+            &row.into_iter()
+                .chain(score_cells)
+                .chain(tail)
+                .collect::<Vec<_>>()
+                .join(","),
+        );
         out.push('\n');
     }
     out
 }
 
+/// Make accepted items' boxes fit for training data, saying what changed: corners put
+/// in order, coordinates clipped to the image, zero-area boxes refused (dropped).
+pub fn sanitize(items: &mut [ExportItem]) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for item in items
+        .iter_mut()
+        .filter(|i| i.decision == Decision::Accepted)
+    {
+        let index = item.index;
+        item.boxes.retain_mut(|b| {
+            let r = b.bbox;
+            let where_ = format!("item {index}, image {}", b.image + 1);
+            let ordered = NormBox::new(
+                r.x1.min(r.x2),
+                r.y1.min(r.y2),
+                r.x1.max(r.x2),
+                r.y1.max(r.y2),
+            );
+            if ordered != r {
+                warnings.push(format!("{where_}: box corners swapped, put in order"));
+            }
+            let c = |v: f32| v.clamp(0.0, 1.0);
+            let clipped = NormBox::new(c(ordered.x1), c(ordered.y1), c(ordered.x2), c(ordered.y2));
+            if clipped != ordered {
+                warnings.push(format!("{where_}: box reaches outside the image, clipped"));
+            }
+            b.bbox = clipped;
+            let keep = clipped.x2 > clipped.x1 && clipped.y2 > clipped.y1;
+            if !keep {
+                warnings.push(format!("{where_}: zero-area box not exported"));
+            }
+            keep
+        });
+    }
+    warnings
+}
+
+/// What an export wrote, and what it had to change on the way.
+#[derive(Clone, Debug, Default)]
+pub struct Written {
+    pub files: Vec<PathBuf>,
+    pub warnings: Vec<String>,
+}
+
 /// Write all three exports into `dir` as `<stem>.coco.json`, `<stem>.qwen.jsonl` and
-/// `<stem>.metrics.csv`, each atomically. Returns the files written.
-pub fn write_all(dir: &Path, stem: &str, items: &[ExportItem]) -> anyhow::Result<Vec<PathBuf>> {
+/// `<stem>.metrics.csv`, each atomically, after [`sanitize`].
+pub fn write_all(dir: &Path, stem: &str, items: &[ExportItem]) -> anyhow::Result<Written> {
+    let mut items = items.to_vec();
+    let warnings = sanitize(&mut items);
+    let items = &items[..];
     let coco_bytes = serde_json::to_vec_pretty(&coco(items))?;
     let files = [
         (format!("{stem}.coco.json"), coco_bytes),
@@ -389,7 +472,10 @@ pub fn write_all(dir: &Path, stem: &str, items: &[ExportItem]) -> anyhow::Result
         crate::atomic::write_atomic(&path, &bytes)?;
         written.push(path);
     }
-    Ok(written)
+    Ok(Written {
+        files: written,
+        warnings,
+    })
 }
 
 #[cfg(test)]
@@ -420,7 +506,9 @@ mod tests {
                     iou: 0.25,
                     parse_failure: false,
                     wrong_image: true,
+                    missing: false,
                 }),
+                gt_suspect: false,
             },
             ExportItem {
                 index: 1,
@@ -433,6 +521,7 @@ mod tests {
                 edited: false,
                 note: String::new(),
                 score: None,
+                gt_suspect: false,
             },
             ExportItem {
                 index: 5,
@@ -445,6 +534,7 @@ mod tests {
                 edited: false,
                 note: String::new(),
                 score: None,
+                gt_suspect: false,
             },
         ]
     }
@@ -517,17 +607,46 @@ mod tests {
         assert_eq!(lines.len(), 4);
         assert_eq!(
             lines[1],
-            "0,group_grounding,2,2,accepted,1,2,0.2500,0,0,1,\"corrected, twice\""
+            "0,group_grounding,2,2,accepted,1,2,0.25,0,0,0,0,1,0,0,\"corrected, twice\""
         );
-        assert_eq!(lines[2], "1,region,1,1,rejected,0,1,,,,,");
+        assert_eq!(lines[2], "1,region,1,1,rejected,0,1,,,,,,,,0,");
+    }
+
+    #[test]
+    fn degenerate_boxes_are_clipped_or_refused_with_a_warning() {
+        let mut items = items();
+        items[2].boxes = vec![
+            ReviewBox {
+                image: 0,
+                bbox: NormBox::new(0.5, 0.6, 0.1, 1.2),
+            },
+            ReviewBox {
+                image: 0,
+                bbox: NormBox::new(0.3, 0.3, 0.3, 0.5),
+            },
+        ];
+        let warnings = sanitize(&mut items);
+        assert_eq!(items[2].boxes.len(), 1);
+        assert_eq!(items[2].boxes[0].bbox, NormBox::new(0.1, 0.6, 0.5, 1.0));
+        assert_eq!(
+            warnings,
+            vec![
+                "item 5, image 1: box corners swapped, put in order",
+                "item 5, image 1: box reaches outside the image, clipped",
+                "item 5, image 1: zero-area box not exported",
+            ]
+        );
+        // Rejected items are not training data: left alone.
+        assert_eq!(items[1].boxes.len(), 1);
     }
 
     #[test]
     fn write_all_writes_three_files() {
         let dir = tempfile::tempdir().unwrap();
-        let files = write_all(dir.path(), "bench", &items()).unwrap();
-        assert_eq!(files.len(), 3);
-        for f in files {
+        let written = write_all(dir.path(), "bench", &items()).unwrap();
+        assert_eq!(written.files.len(), 3);
+        assert!(written.warnings.is_empty(), "{:?}", written.warnings);
+        for f in written.files {
             assert!(std::fs::metadata(f).unwrap().len() > 10);
         }
     }

@@ -76,7 +76,7 @@ fn parse_line(line: &str, resolve: &dyn Fn(&str) -> ImageSource) -> Result<Groun
         .and_then(Value::as_str)
         .unwrap_or("generic")
         .to_owned();
-    let (gt, target) = match v.get("gt") {
+    let (gt_exact, target) = match v.get("gt") {
         None | Some(Value::Null) => (None, None),
         Some(Value::Array(list)) if list.is_empty() => (None, None),
         Some(Value::Array(list)) => {
@@ -101,10 +101,7 @@ fn parse_line(line: &str, resolve: &dyn Fn(&str) -> ImageSource) -> Result<Groun
                 .get("box")
                 .and_then(Value::as_array)
                 .ok_or("field 'gt[0].box' must be [x1, y1, x2, y2]")?;
-            let c: Vec<f32> = b
-                .iter()
-                .filter_map(|x| x.as_f64().map(|f| f as f32))
-                .collect();
+            let c: Vec<f64> = b.iter().filter_map(Value::as_f64).collect();
             if c.len() != 4 || c.iter().any(|x| !x.is_finite()) {
                 return Err("field 'gt[0].box' must hold four numbers".into());
             }
@@ -114,12 +111,7 @@ fn parse_line(line: &str, resolve: &dyn Fn(&str) -> ImageSource) -> Result<Groun
                 1.0
             };
             (
-                Some(NormBox::new(
-                    c[0] / scale,
-                    c[1] / scale,
-                    c[2] / scale,
-                    c[3] / scale,
-                )),
+                Some([c[0] / scale, c[1] / scale, c[2] / scale, c[3] / scale]),
                 Some(image),
             )
         }
@@ -130,8 +122,11 @@ fn parse_line(line: &str, resolve: &dyn Fn(&str) -> ImageSource) -> Result<Groun
         image_names: images,
         task,
         question: prompt,
-        gt,
+        gt: gt_exact.map(|c| NormBox::new(c[0] as f32, c[1] as f32, c[2] as f32, c[3] as f32)),
+        gt_suspect: gt_exact.as_ref().and_then(super::mig_bench::gt_sanity),
+        gt_exact,
         target,
+        ..Default::default()
     })
 }
 

@@ -1,24 +1,54 @@
 //! MIG-Bench annotation files: a JSON list of items with `task`, `images`, `question`,
 //! `answer` (the ground-truth box, normalised to the target image), `additional_info`
 //! and `need_format`. The file does not say which image is the target, so it is derived
-//! from the wording (or, for group grounding, from the reference answer).
+//! as Migician's `MIG_bench_cot.py` picks it (other tasks: from the wording).
+//!
+//! An item's id is its index in the file, always: a record that cannot be read stays in
+//! the list as a placeholder (`problem` says why), so later items keep their ids in the
+//! GUI, the review sidecar, predictions, the CSV and the exports.
 
 use super::RecordError;
 use crate::image_cache::ImageSource;
 use loupe_models::answer::{NormBox, referenced_image};
+use loupe_models::reference::{MIG_TASKS, cot_target};
 use serde_json::Value;
 use std::path::Path;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct GroundingItem {
     pub task: String,
     pub images: Vec<ImageSource>,
     /// The paths as written in the file, for display.
     pub image_names: Vec<String>,
     pub question: String,
+    /// The ground truth for drawing and review (f32, corners as written).
     pub gt: Option<NormBox>,
+    /// The ground truth exactly as written (f64), which scoring uses.
+    pub gt_exact: Option<[f64; 4]>,
     /// Index of the image the ground truth refers to, when it can be derived.
     pub target: Option<usize>,
+    pub additional_info: String,
+    pub need_format: bool,
+    /// Why the ground truth is suspect (swapped corners, zero area, outside the image).
+    pub gt_suspect: Option<String>,
+    /// Why the record could not be read: the item is a placeholder that keeps ids.
+    pub problem: Option<String>,
+}
+
+/// What is wrong with a ground-truth box, if anything: corners swapped or equal (zero
+/// area), or a coordinate outside the image ([0, 1]).
+pub fn gt_sanity(b: &[f64; 4]) -> Option<String> {
+    let [x1, y1, x2, y2] = *b;
+    let mut problems = Vec::new();
+    if x2 < x1 || y2 < y1 {
+        problems.push("corners swapped");
+    } else if x2 == x1 || y2 == y1 {
+        problems.push("zero area");
+    }
+    if b.iter().any(|v| !(0.0..=1.0).contains(v)) {
+        problems.push("outside the image");
+    }
+    (!problems.is_empty()).then(|| problems.join(", "))
 }
 
 /// Where the target image comes from for `task` (see the reference's task table).
@@ -28,13 +58,10 @@ pub fn derive_target(
     additional_info: &str,
     images: usize,
 ) -> Option<usize> {
-    let found = match task {
-        // The regions follow the source image, and the answer lives in the source.
-        "region" => Some(0),
-        // The model must pick the image; the reference answer names it.
-        "group_grounding" => referenced_image(additional_info),
-        _ => referenced_image(question),
-    };
+    if MIG_TASKS.contains(&task) {
+        return cot_target(task, question, additional_info, images);
+    }
+    let found = referenced_image(question);
     // Pairs whose wording names no image compare image 1 with image 2: the answer is on 2.
     let found = found.or(if images == 2 && matches!(task, "diff" | "view_diff") {
         Some(1)
@@ -65,11 +92,20 @@ pub fn parse(
     for (index, record) in records.iter().enumerate() {
         match parse_item(record, resolve) {
             Ok(item) => items.push(item),
-            Err(message) => errors.push(RecordError {
-                file: file.to_owned(),
-                location: format!("item {index}"),
-                message,
-            }),
+            Err(message) => {
+                let text = |k: &str| record.get(k).and_then(Value::as_str).map(str::to_owned);
+                items.push(GroundingItem {
+                    task: text("task").unwrap_or_default(),
+                    question: text("question").unwrap_or_default(),
+                    problem: Some(message.clone()),
+                    ..Default::default()
+                });
+                errors.push(RecordError {
+                    file: file.to_owned(),
+                    location: format!("item {index}"),
+                    message,
+                });
+            }
         }
     }
     Ok((items, errors))
@@ -105,17 +141,17 @@ fn parse_item(
     if image_names.is_empty() {
         return Err("field 'images' is empty".into());
     }
-    let gt = match record.get("answer") {
+    let gt_exact = match record.get("answer") {
         None | Some(Value::Null) => None,
         Some(Value::Array(v)) if v.len() == 4 => {
-            let c: Vec<f32> = v
-                .iter()
-                .filter_map(|x| x.as_f64().map(|f| f as f32))
-                .collect();
-            if c.len() != 4 || c.iter().any(|x| !x.is_finite()) {
+            let c: Vec<f64> = v.iter().filter_map(Value::as_f64).collect();
+            let Ok(c) = <[f64; 4]>::try_from(c) else {
+                return Err("field 'answer' must hold four numbers".into());
+            };
+            if c.iter().any(|x| !x.is_finite()) {
                 return Err("field 'answer' must hold four numbers".into());
             }
-            Some(NormBox::new(c[0], c[1], c[2], c[3]))
+            Some(c)
         }
         Some(_) => return Err("field 'answer' must be [x1, y1, x2, y2]".into()),
     };
@@ -129,8 +165,16 @@ fn parse_item(
         image_names,
         task,
         question,
-        gt,
+        gt: gt_exact.map(|c| NormBox::new(c[0] as f32, c[1] as f32, c[2] as f32, c[3] as f32)),
+        gt_suspect: gt_exact.as_ref().and_then(gt_sanity),
+        gt_exact,
         target,
+        additional_info: info.to_owned(),
+        need_format: record
+            .get("need_format")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        problem: None,
     })
 }
 
@@ -177,8 +221,16 @@ mod tests {
             {"images": ["a.jpg"], "question": "q"}
         ]"#;
         let (items, errors) = parse("bench.json", text, &resolve).unwrap();
-        assert_eq!(items.len(), 1);
+        // Bad records stay as placeholders: ids are file indices.
+        assert_eq!(items.len(), 4);
         assert_eq!(items[0].target, Some(1));
+        assert!(items[0].problem.is_none());
+        assert!(
+            items[1..]
+                .iter()
+                .all(|i| i.problem.is_some() && i.gt.is_none())
+        );
+        assert_eq!(items[2].task, "diff");
         let msgs: Vec<String> = errors.iter().map(ToString::to_string).collect();
         assert_eq!(
             msgs,
@@ -193,6 +245,23 @@ mod tests {
             err.to_string()
                 .starts_with("bench.json: whole file: not valid JSON"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn suspect_ground_truth_is_named() {
+        assert_eq!(gt_sanity(&[0.1, 0.2, 0.3, 0.4]), None);
+        assert_eq!(
+            gt_sanity(&[0.027, 0.18, 0.143, 0.051]).as_deref(),
+            Some("corners swapped")
+        );
+        assert_eq!(
+            gt_sanity(&[0.319, 0.186, 1.048, 0.535]).as_deref(),
+            Some("outside the image")
+        );
+        assert_eq!(
+            gt_sanity(&[0.1, 0.2, 0.1, 0.4]).as_deref(),
+            Some("zero area")
         );
     }
 

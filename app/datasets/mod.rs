@@ -4,6 +4,7 @@
 pub mod ann;
 pub mod biomedica;
 pub mod embeddings;
+pub mod evaluation;
 pub mod export;
 pub mod generic_jsonl;
 pub mod metrics;

@@ -2,18 +2,20 @@
 //! own inference thread, answers stream back token by token, and the boxes of the
 //! partial answer are drawn as they appear.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 
 use crossbeam_channel::{Receiver, unbounded};
 use egui::{RichText, Ui};
 
 use super::Shared;
+use crate::datasets::mig_bench::GroundingItem;
 use crate::grounding_model::{GroundResult, GroundingModel, ModelSettings, ground, parse_answer};
 use crate::image_cache::ImageSource;
 use crate::ui::theme;
 use crate::worker::{InferenceThread, JobError, JobHandle};
 use loupe_models::answer::GroundedAnswer;
+use loupe_models::reference::official_prompt;
 
 /// A model answer produced in this session, streaming or finished.
 #[derive(Clone, Debug, Default)]
@@ -33,8 +35,9 @@ pub struct ModelRunner {
     stream: Option<Receiver<String>>,
     /// Answers by item index.
     pub answers: BTreeMap<usize, LiveAnswer>,
-    /// The instruction being edited, and the item it was taken from.
-    instruction: Option<(usize, String)>,
+    /// The user's edits of the instruction, per data set (its file) and item index: an
+    /// edit made on one data set never shows on another's item of the same index.
+    instructions: HashMap<(String, usize), String>,
     folder_dialog: Option<JobHandle<Option<PathBuf>>>,
     /// Items waiting for a batch run: (item, images, instruction).
     queue: VecDeque<(usize, Vec<ImageSource>, String)>,
@@ -47,6 +50,15 @@ pub struct ModelRunner {
 }
 
 impl ModelRunner {
+    /// The instruction for item `index` of `dataset`: the user's edit, else the prompt
+    /// the official evaluation builds for the item's task (question + format suffix).
+    pub fn instruction_for(&self, dataset: &str, index: usize, item: &GroundingItem) -> String {
+        self.instructions
+            .get(&(dataset.to_owned(), index))
+            .cloned()
+            .unwrap_or_else(|| official_prompt(&item.task, &item.question))
+    }
+
     pub fn is_running(&self) -> bool {
         self.job.is_some()
     }
@@ -257,8 +269,8 @@ impl ModelRunner {
         &mut self,
         ui: &mut Ui,
         shared: &Shared,
-        item: usize,
-        question: &str,
+        (dataset, item): (&str, usize),
+        instruction: &str,
         images: &[ImageSource],
     ) -> bool {
         let mut run = false;
@@ -294,16 +306,26 @@ impl ModelRunner {
                 .labelled_by(label.id);
             }
         });
-        if self.instruction.as_ref().is_none_or(|(i, _)| *i != item) {
-            self.instruction = Some((item, question.to_string()));
-        }
-        if let Some((_, text)) = &mut self.instruction {
-            ui.add(
-                egui::TextEdit::multiline(text)
-                    .hint_text("Instruction, e.g. Locate the cup in the second image.")
-                    .desired_rows(3)
-                    .desired_width(f32::INFINITY),
-            );
+        let mut text = instruction.to_owned();
+        // The official prompt carries a long format suffix: the box scrolls instead of
+        // pushing Run and Stop off the inspector.
+        let rows = ui.text_style_height(&egui::TextStyle::Body) * 4.5;
+        let edited = egui::ScrollArea::vertical()
+            .id_salt("instruction")
+            .max_height(rows)
+            .show(ui, |ui| {
+                ui.add(
+                    egui::TextEdit::multiline(&mut text)
+                        .hint_text("Instruction, e.g. Locate the cup in the second image.")
+                        .desired_rows(3)
+                        .desired_width(f32::INFINITY),
+                )
+                .changed()
+            })
+            .inner;
+        if edited {
+            self.instructions
+                .insert((dataset.to_owned(), item), text.clone());
         }
         ui.horizontal(|ui| {
             let can_run = !self.is_busy() && !images.is_empty();
@@ -330,8 +352,8 @@ impl ModelRunner {
                 self.cancel();
             }
         });
-        if run && let Some((_, q)) = self.instruction.clone() {
-            self.run(item, images.to_vec(), q, shared);
+        if run {
+            self.run(item, images.to_vec(), text, shared);
         }
         if let Some((k, n)) = self.batch_progress() {
             ui.label(RichText::new(format!("Answering item {k} of {n}…")).strong());

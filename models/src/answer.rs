@@ -4,6 +4,7 @@
 //! `[0, 1000]` relative to one image; the special tokens vanish when a decoder skips
 //! special tokens, so the bare `(x1,y1),(x2,y2)` form is accepted too.
 
+use crate::reference::py_int;
 use regex::Regex;
 use std::sync::LazyLock;
 
@@ -68,54 +69,6 @@ pub fn parse_qwen_boxes(text: &str) -> Vec<NormBox> {
         .collect()
 }
 
-/// The six box forms of the Migician evaluation's `extract_bbox`, tried in order; the
-/// first form with any match decides.
-static REFERENCE_FORMS: LazyLock<Vec<Regex>> = LazyLock::new(|| {
-    const F: &str = r"(\d+\.\d+)";
-    const I: &str = r"(\d+)";
-    let forms = [
-        format!(r"\({I},\s*{I}\),\s*\({I},\s*{I}\)"),
-        format!(r"\[{F},\s*{F},\s*{F},\s*{F}\]"),
-        format!(r"\({F},\s*{F}\),\s*\({F},\s*{F}\)"),
-        format!(r"\({F},\s*{F},\s*{F},\s*{F}\)"),
-        format!(r"\[{I},\s*{I},\s*{I},\s*{I}\]"),
-        format!(r"<box>{I}\s+{I}\s+{I}\s+{I}</box>"),
-    ];
-    // The patterns are literals; they cannot fail to compile.
-    #[allow(clippy::unwrap_used)]
-    forms.iter().map(|f| Regex::new(f).unwrap()).collect()
-});
-
-/// The box the reference evaluation would score for `text`, with its quirks: with one
-/// match each value ≥ 1 is divided by 1000 (so a literal 1 becomes 0.001); with several
-/// matches only values > 1 are, and the first box counts. `None` when nothing matches
-/// (scored as IoU 0).
-pub fn reference_extract(text: &str) -> Option<NormBox> {
-    for form in REFERENCE_FORMS.iter() {
-        let all: Vec<[f64; 4]> = form
-            .captures_iter(text)
-            .filter_map(|c| {
-                let v: Vec<f64> = (1..=4)
-                    .filter_map(|i| c.get(i)?.as_str().parse().ok())
-                    .collect();
-                <[f64; 4]>::try_from(v).ok()
-            })
-            .collect();
-        let Some(first) = all.first() else { continue };
-        let single = all.len() == 1;
-        let scale = |v: f64| {
-            if (single && v >= 1.0) || (!single && v > 1.0) {
-                v / 1000.0
-            } else {
-                v
-            }
-        };
-        let [x1, y1, x2, y2] = first.map(|v| scale(v) as f32);
-        return Some(NormBox::new(x1, y1, x2, y2));
-    }
-    None
-}
-
 static IMAGE_REF: LazyLock<Regex> = LazyLock::new(|| {
     // The pattern is a literal; it cannot fail to compile.
     #[allow(clippy::unwrap_used)]
@@ -137,18 +90,19 @@ pub fn referenced_image(text: &str) -> Option<usize> {
         "tenth",
     ];
     IMAGE_REF.captures_iter(text).last().and_then(|caps| {
-        let number = if let Some(word) = caps.get(1) {
-            let word = word.as_str().to_ascii_lowercase();
-            match ORDINALS.iter().position(|o| *o == word) {
-                Some(i) => i + 1,
-                None => word
-                    .trim_end_matches(|c: char| c.is_ascii_alphabetic() || c.is_whitespace())
-                    .parse()
+        let number =
+            if let Some(word) = caps.get(1) {
+                let word = word.as_str().to_ascii_lowercase();
+                match ORDINALS.iter().position(|o| *o == word) {
+                    Some(i) => i + 1,
+                    None => usize::try_from(py_int(word.trim_end_matches(|c: char| {
+                        c.is_ascii_alphabetic() || c.is_whitespace()
+                    }))?)
                     .ok()?,
-            }
-        } else {
-            caps.get(2)?.as_str().parse().ok()?
-        };
+                }
+            } else {
+                usize::try_from(py_int(caps.get(2)?.as_str())?).ok()?
+            };
         number.checked_sub(1)
     })
 }
@@ -204,8 +158,9 @@ pub fn parse_grounded(
         let mut coords = [0u32; 4];
         let mut ok = true;
         for (slot, i) in coords.iter_mut().zip(1..=4) {
-            match caps.get(i).and_then(|m| m.as_str().parse::<u32>().ok()) {
-                Some(v) => *slot = v.min(1000),
+            // Any script's digits, as Python's `\d` + `int()` read them (`（１９１,…`).
+            match caps.get(i).and_then(|m| py_int(m.as_str())) {
+                Some(v) => *slot = v.min(1000) as u32,
                 None => ok = false,
             }
         }
@@ -272,52 +227,6 @@ mod tests {
     }
 
     #[test]
-    fn reference_extraction_covers_every_form_and_its_quirks() {
-        let b = |x1, y1, x2, y2| Some(NormBox::new(x1, y1, x2, y2));
-        assert_eq!(
-            reference_extract("<|box_start|>(100,200),(300,400)<|box_end|>"),
-            b(0.1, 0.2, 0.3, 0.4)
-        );
-        assert_eq!(
-            reference_extract("[0.12, 0.5, 0.75, 0.9]"),
-            b(0.12, 0.5, 0.75, 0.9)
-        );
-        assert_eq!(
-            reference_extract("(0.1,0.2),(0.3,0.4)"),
-            b(0.1, 0.2, 0.3, 0.4)
-        );
-        assert_eq!(
-            reference_extract("(0.1, 0.2, 0.3, 0.4)"),
-            b(0.1, 0.2, 0.3, 0.4)
-        );
-        assert_eq!(
-            reference_extract("[100, 200, 300, 400]"),
-            b(0.1, 0.2, 0.3, 0.4)
-        );
-        assert_eq!(
-            reference_extract("<box>100 200 300 400</box>"),
-            b(0.1, 0.2, 0.3, 0.4)
-        );
-        // One match: 0 stays 0 and 1 becomes 0.001.
-        assert_eq!(
-            reference_extract("(0,1),(500,1000)"),
-            b(0.0, 0.001, 0.5, 1.0)
-        );
-        // Several matches: 1 is kept as 1 (only values > 1 are divided); first box wins.
-        assert_eq!(
-            reference_extract("(0,1),(500,1000) and (7,8),(9,10)"),
-            b(0.0, 1.0, 0.5, 1.0)
-        );
-        // Earlier forms win over later ones.
-        assert_eq!(
-            reference_extract("[1, 2, 3, 4] (10,20),(30,40)"),
-            b(0.01, 0.02, 0.03, 0.04)
-        );
-        assert_eq!(reference_extract("no box"), None);
-        assert_eq!(reference_extract("(1.5, 2)"), None);
-    }
-
-    #[test]
     fn finds_the_referenced_image() {
         assert_eq!(referenced_image("Locate it in the third image."), Some(2));
         assert_eq!(referenced_image("Find the object in Image-2."), Some(1));
@@ -364,6 +273,15 @@ mod tests {
             a.boxes.iter().map(|b| b.image).collect::<Vec<_>>(),
             vec![0, 2]
         );
+
+        // Full-width digits are digits (Python's \d and int() agree).
+        let a = parse_grounded(
+            "In the second image (１９１,２７３),(９３５,８５０)",
+            2,
+            None,
+        );
+        assert_eq!(a.boxes[0].image, 1);
+        assert_eq!(a.boxes[0].bbox, NormBox::new(0.191, 0.273, 0.935, 0.85));
 
         // Out-of-range values are clamped to the image.
         assert_eq!(

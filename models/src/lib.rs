@@ -4,3 +4,4 @@
 pub mod answer;
 pub mod clip;
 pub mod qwen2vl;
+pub mod reference;

@@ -20,6 +20,23 @@ pub struct Filter {
     pub wrong_image: bool,
     /// Only items where the loaded models disagree.
     pub disagree: bool,
+    /// Only items whose ground truth is suspect (swapped, zero area, outside the image).
+    pub gt_suspect: bool,
+    /// Only items without an answer.
+    pub missing: bool,
+    /// Only items answered more than once (or by overlapping shards).
+    pub duplicate: bool,
+    /// Only items whose answer line names another task or question.
+    pub mismatch: bool,
+}
+
+/// Per-item facts the filters test besides the score.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ItemFlags {
+    pub disagree: bool,
+    pub gt_suspect: bool,
+    pub duplicate: bool,
+    pub mismatch: bool,
 }
 
 impl Default for Filter {
@@ -32,6 +49,10 @@ impl Default for Filter {
             parse_failure: false,
             wrong_image: false,
             disagree: false,
+            gt_suspect: false,
+            missing: false,
+            duplicate: false,
+            mismatch: false,
         }
     }
 }
@@ -46,9 +67,14 @@ impl Filter {
         task: &str,
         decision: Decision,
         score: Option<&ItemScore>,
-        disagree: bool,
+        flags: ItemFlags,
     ) -> bool {
-        if self.disagree && !disagree {
+        if (self.disagree && !flags.disagree)
+            || (self.gt_suspect && !flags.gt_suspect)
+            || (self.duplicate && !flags.duplicate)
+            || (self.mismatch && !flags.mismatch)
+            || (self.missing && !score.is_some_and(|s| s.missing))
+        {
             return false;
         }
         if self.task.as_deref().is_some_and(|t| t != task) {
@@ -58,7 +84,9 @@ impl Filter {
             return false;
         }
         if self.iou_active()
-            && !score.is_some_and(|s| s.iou >= self.iou_min && s.iou <= self.iou_max)
+            && !score.is_some_and(|s| {
+                s.iou >= f64::from(self.iou_min) && s.iou <= f64::from(self.iou_max)
+            })
         {
             return false;
         }
@@ -99,7 +127,7 @@ pub(super) struct ListState {
     key: Option<(u64, Filter, Sort, u64, bool)>,
     /// Per item: the model's score, when the item has ground truth and an answer.
     pub scores: Vec<Option<ItemScore>>,
-    pub disagree: Vec<bool>,
+    pub flags: Vec<ItemFlags>,
     pub per_task: BTreeMap<String, Metrics>,
     /// Overall metrics of each compared model.
     pub others_all: Vec<Metrics>,
@@ -108,7 +136,7 @@ pub(super) struct ListState {
 }
 
 /// Ten IoU bins of width 0.1 (1.0 falls in the last).
-fn histogram(scores: impl Iterator<Item = f32>) -> [usize; 10] {
+fn histogram(scores: impl Iterator<Item = f64>) -> [usize; 10] {
     let mut bins = [0; 10];
     for iou in scores {
         bins[((iou * 10.0) as usize).min(9)] += 1;
@@ -122,20 +150,25 @@ impl Grounding {
     pub(super) fn refresh_list(&mut self) {
         let gen_key = (self.data_gen, self.y_correction);
         if self.list.scores_gen != Some(gen_key) {
+            // With answers loaded every item with ground truth is scored (missing ones
+            // as IoU 0, the official rule); without any, nothing is.
+            let any = !self.predictions.is_empty() || self.report.is_some();
             let scores: Vec<Option<ItemScore>> = (0..self.items.len())
-                .map(|i| {
-                    self.predictions
-                        .contains_key(&i)
-                        .then(|| self.score(i))
-                        .flatten()
-                })
+                .map(|i| any.then(|| self.score(i)).flatten())
                 .collect();
             let (per_task, all) = metrics::aggregate(
                 (0..self.items.len())
                     .filter_map(|i| Some((self.items[i].task.as_str(), self.score(i)?))),
             );
-            self.list.disagree = (0..self.items.len())
-                .map(|i| self.models_disagree(i))
+            let report = self.report.as_ref();
+            self.list.flags = (0..self.items.len())
+                .map(|i| ItemFlags {
+                    disagree: self.models_disagree(i),
+                    gt_suspect: self.items[i].gt_suspect.is_some(),
+                    duplicate: report
+                        .is_some_and(|r| r.duplicates.contains(&i) || r.overlaps.contains(&i)),
+                    mismatch: report.is_some_and(|r| r.mismatched.contains(&i)),
+                })
                 .collect();
             self.list.others_all = self
                 .others
@@ -143,11 +176,8 @@ impl Grounding {
                 .map(|(_, answers)| {
                     metrics::aggregate((0..self.items.len()).filter_map(|i| {
                         let item = &self.items[i];
-                        let pred = answers
-                            .get(&i)
-                            .map(|a| a.prediction.clone())
-                            .unwrap_or_default();
-                        let s = metrics::score_item(&item.gt?, item.target, &pred, false);
+                        let pred = answers.get(&i).map(|a| &a.prediction);
+                        let s = metrics::score_item(&item.gt_exact?, item.target, pred, false);
                         Some((item.task.as_str(), s))
                     }))
                     .1
@@ -175,7 +205,7 @@ impl Grounding {
                     &self.items[i].task,
                     self.review.decision(i),
                     self.list.scores[i].as_ref(),
-                    self.list.disagree[i],
+                    self.list.flags[i],
                 )
             })
             .collect();
@@ -206,14 +236,15 @@ impl Grounding {
             });
         ui.label(RichText::new(short).weak())
             .on_hover_text(&self.source_name);
+        self.banner(ui);
         if !self.predictions.is_empty() {
             let all = self.list.all;
             ui.label(
                 RichText::new(format!(
                     "{}: Acc@0.5 {:.1} %  ·  mIoU {:.3}",
                     self.model_name,
-                    all.acc_05 * 100.0,
-                    all.mean_iou
+                    all.acc_05() * 100.0,
+                    all.mean_iou()
                 ))
                 .strong(),
             );
@@ -258,10 +289,21 @@ impl Grounding {
                     let item = &self.items[i];
                     let decision = self.review.decision(i);
                     let iou = self.list.scores[i]
-                        .map(|s| format!("  ·  IoU {:.2}", s.iou))
+                        .map(|s| {
+                            if s.missing {
+                                "  ·  no answer".to_owned()
+                            } else {
+                                format!("  ·  IoU {:.2}", s.iou)
+                            }
+                        })
                         .unwrap_or_default();
+                    let mark = if item.gt_suspect.is_some() || item.problem.is_some() {
+                        " ⚠"
+                    } else {
+                        ""
+                    };
                     let label = format!(
-                        "{} {:>3}  {}  ·  {} images{iou}",
+                        "{} {:>3}  {}  ·  {} images{iou}{mark}",
                         decision.mark(),
                         i + 1,
                         item.task,
@@ -388,18 +430,22 @@ impl Grounding {
             .collect();
         egui::Grid::new("metrics_table")
             .striped(true)
-            .num_columns(8)
+            .num_columns(9)
             .spacing([14.0, 6.0])
             .show(ui, |ui| {
                 for (h, tip) in [
                     ("task", "click a task to list only its items"),
-                    ("n", "items with ground truth"),
+                    ("n", "items with ground truth (TOTAL)"),
                     ("Acc@0.5", "share of items with IoU ≥ 0.5 (the headline)"),
                     ("@0.3", "Acc@0.3"),
                     ("@0.7", "Acc@0.7"),
                     ("mIoU", "mean IoU"),
                     ("no box", "answers without a parseable box"),
                     ("wrong img", "boxes put on another image than the target"),
+                    (
+                        "missing",
+                        "items without an answer (scored IoU 0, as officially)",
+                    ),
                 ] {
                     ui.label(RichText::new(h).strong()).on_hover_text(tip);
                 }
@@ -412,16 +458,17 @@ impl Grounding {
                     }
                     ui.monospace(m.count.to_string());
                     ui.label(
-                        RichText::new(format!("{:.1} %", m.acc_05 * 100.0))
+                        RichText::new(format!("{:.1} %", m.acc_05() * 100.0))
                             .monospace()
                             .strong()
                             .color(theme::ACCENT),
                     );
-                    ui.monospace(format!("{:.1} %", m.acc_03 * 100.0));
-                    ui.monospace(format!("{:.1} %", m.acc_07 * 100.0));
-                    ui.monospace(format!("{:.3}", m.mean_iou));
+                    ui.monospace(format!("{:.1} %", m.acc(2) * 100.0));
+                    ui.monospace(format!("{:.1} %", m.acc(0) * 100.0));
+                    ui.monospace(format!("{:.3}", m.mean_iou()));
                     ui.monospace(m.parse_failures.to_string());
                     ui.monospace(m.wrong_image.to_string());
+                    ui.monospace(m.missing.to_string());
                     ui.end_row();
                 }
             });
@@ -442,8 +489,8 @@ impl Grounding {
                             .color(theme::PALETTE[0])
                             .strong(),
                     );
-                    ui.monospace(format!("Acc@0.5 {:.1} %", self.list.all.acc_05 * 100.0));
-                    ui.monospace(format!("mIoU {:.3}", self.list.all.mean_iou));
+                    ui.monospace(format!("Acc@0.5 {:.1} %", self.list.all.acc_05() * 100.0));
+                    ui.monospace(format!("mIoU {:.3}", self.list.all.mean_iou()));
                     ui.end_row();
                     for (k, ((name, _), m)) in
                         self.others.iter().zip(&self.list.others_all).enumerate()
@@ -452,12 +499,12 @@ impl Grounding {
                         if ui.selectable_label(false, text).clicked() {
                             promote = Some(k);
                         }
-                        ui.monospace(format!("Acc@0.5 {:.1} %", m.acc_05 * 100.0));
-                        ui.monospace(format!("mIoU {:.3}", m.mean_iou));
+                        ui.monospace(format!("Acc@0.5 {:.1} %", m.acc_05() * 100.0));
+                        ui.monospace(format!("mIoU {:.3}", m.mean_iou()));
                         ui.end_row();
                     }
                 });
-            let disagree = self.list.disagree.iter().filter(|d| **d).count();
+            let disagree = self.list.flags.iter().filter(|f| f.disagree).count();
             ui.label(format!("The models disagree on {disagree} items (another image, a missing box or IoU < 0.5 between them)."));
             if let Some(k) = promote {
                 self.promote_model(k);
@@ -526,18 +573,30 @@ impl Grounding {
 mod tests {
     use super::*;
 
-    fn score(iou: f32, parse_failure: bool, wrong_image: bool) -> Option<ItemScore> {
+    fn score(iou: f64, parse_failure: bool, wrong_image: bool) -> Option<ItemScore> {
         Some(ItemScore {
             iou,
             parse_failure,
             wrong_image,
+            missing: false,
         })
     }
+
+    const NO: ItemFlags = ItemFlags {
+        disagree: false,
+        gt_suspect: false,
+        duplicate: false,
+        mismatch: false,
+    };
+    const DISAGREE: ItemFlags = ItemFlags {
+        disagree: true,
+        ..NO
+    };
 
     #[test]
     fn filters_combine() {
         let f = Filter::default();
-        assert!(f.passes("a", Decision::Unreviewed, None, false));
+        assert!(f.passes("a", Decision::Unreviewed, None, NO));
         let f = Filter {
             task: Some("a".into()),
             iou_min: 0.3,
@@ -548,22 +607,22 @@ mod tests {
             "a",
             Decision::Accepted,
             score(0.5, false, false).as_ref(),
-            false
+            NO
         ));
         assert!(!f.passes(
             "b",
             Decision::Accepted,
             score(0.4, false, false).as_ref(),
-            false
+            NO
         ));
         assert!(!f.passes(
             "a",
             Decision::Accepted,
             score(0.51, false, false).as_ref(),
-            false
+            NO
         ));
         assert!(
-            !f.passes("a", Decision::Accepted, None, false),
+            !f.passes("a", Decision::Accepted, None, NO),
             "no score, range set"
         );
         let f = Filter {
@@ -575,19 +634,14 @@ mod tests {
             "x",
             Decision::Unreviewed,
             score(0.0, false, true).as_ref(),
-            false
+            NO
         ));
-        assert!(!f.passes(
-            "x",
-            Decision::Skipped,
-            score(0.0, false, true).as_ref(),
-            false
-        ));
+        assert!(!f.passes("x", Decision::Skipped, score(0.0, false, true).as_ref(), NO));
         assert!(!f.passes(
             "x",
             Decision::Unreviewed,
             score(0.9, false, false).as_ref(),
-            false
+            NO
         ));
         let f = Filter {
             parse_failure: true,
@@ -597,15 +651,40 @@ mod tests {
             "x",
             Decision::Unreviewed,
             score(0.0, true, false).as_ref(),
-            false
+            NO
         ));
-        assert!(!f.passes("x", Decision::Unreviewed, None, false));
+        assert!(!f.passes("x", Decision::Unreviewed, None, NO));
         let f = Filter {
             disagree: true,
             ..Default::default()
         };
-        assert!(f.passes("x", Decision::Unreviewed, None, true));
-        assert!(!f.passes("x", Decision::Unreviewed, None, false));
+        assert!(f.passes("x", Decision::Unreviewed, None, DISAGREE));
+        assert!(!f.passes("x", Decision::Unreviewed, None, NO));
+        let f = Filter {
+            gt_suspect: true,
+            ..Default::default()
+        };
+        let suspect = ItemFlags {
+            gt_suspect: true,
+            ..NO
+        };
+        assert!(f.passes("x", Decision::Unreviewed, None, suspect));
+        assert!(!f.passes("x", Decision::Unreviewed, None, NO));
+        let f = Filter {
+            missing: true,
+            ..Default::default()
+        };
+        let missing = ItemScore {
+            missing: true,
+            ..Default::default()
+        };
+        assert!(f.passes("x", Decision::Unreviewed, Some(&missing), NO));
+        assert!(!f.passes(
+            "x",
+            Decision::Unreviewed,
+            score(0.0, true, false).as_ref(),
+            NO
+        ));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! the image they refer to, and the review of a model's answers: decisions, corrected
 //! boxes and notes, autosaved to a sidecar next to the data, and exported for training.
 
+mod incoming;
 mod list;
 mod review;
 mod view;
@@ -68,7 +69,16 @@ pub struct Grounding {
     model_name: String,
     /// Apply the reference's Migician-only y post-scaling before scoring.
     y_correction: bool,
-    loading_predictions: Option<JobHandle<(String, predictions::Parsed)>>,
+    loading_predictions: Vec<JobHandle<predictions::RawFile>>,
+    /// The scored model's files as read, kept to attach them again when they arrived
+    /// with or before their benchmark (see `incoming`).
+    model_files: Vec<predictions::RawFile>,
+    /// Files that arrived while a benchmark was loading: they attach once it lands.
+    pending: Vec<predictions::RawFile>,
+    /// How the scored model's answers fit the items.
+    report: Option<predictions::Report>,
+    /// The items came from a file (not the demo or loose images).
+    from_file: bool,
     /// The grounding model, run from the inspector.
     pub runner: ModelRunner,
     /// Bumped when items, predictions or the y-correction change (scores go stale).
@@ -81,7 +91,7 @@ pub struct Grounding {
     queued_version: u64,
     last_queued: Option<std::time::Instant>,
     export_to: Option<(PathBuf, String)>,
-    exporting: Option<JobHandle<Vec<PathBuf>>>,
+    exporting: Option<JobHandle<crate::datasets::export::Written>>,
     /// The files of the last finished export.
     pub last_export: Vec<PathBuf>,
     /// Go to the next item after accept / reject / skip.
@@ -104,8 +114,9 @@ impl Default for Grounding {
         let items = mig_bench::parse("demo", crate::demo::MIG_BENCH_JSON, &resolve)
             .map(|(items, _)| items)
             .unwrap_or_default();
-        let (predictions, model, _) =
-            predictions::parse_jsonl("demo", crate::demo::PREDICTIONS_JSONL);
+        let raw = predictions::read("demo", crate::demo::PREDICTIONS_JSONL);
+        let (predictions, _) = predictions::attach(std::slice::from_ref(&raw), &items);
+        let model = raw.model;
         Self {
             source_name: "Demo (MIG-Bench format)".into(),
             items,
@@ -114,7 +125,11 @@ impl Default for Grounding {
             predictions,
             model_name: model.unwrap_or_else(|| "model".into()),
             y_correction: false,
-            loading_predictions: None,
+            loading_predictions: Vec::new(),
+            model_files: Vec::new(),
+            pending: Vec::new(),
+            report: None,
+            from_file: false,
             runner: ModelRunner::default(),
             data_gen: 0,
             review: ReviewState::default(),
@@ -137,19 +152,15 @@ impl Default for Grounding {
 }
 
 impl Grounding {
-    /// The score of item `i` against its ground truth, when it has both.
+    /// The score of item `i` against its ground truth, when it has ground truth (an
+    /// item without an answer scores IoU 0 and counts as missing, as officially).
     pub fn score(&self, i: usize) -> Option<ItemScore> {
         let item = self.items.get(i)?;
-        let gt = item.gt?;
-        let pred = self
-            .predictions
-            .get(&i)
-            .map(|a| a.prediction.clone())
-            .unwrap_or_default();
+        let gt = item.gt_exact?;
         Some(metrics::score_item(
             &gt,
             item.target,
-            &pred,
+            self.predictions.get(&i).map(|a| &a.prediction),
             self.y_correction,
         ))
     }
@@ -298,9 +309,7 @@ impl Grounding {
                     task: "images".into(),
                     images: vec![ImageSource::File(path.to_path_buf())],
                     image_names: vec![name],
-                    question: String::new(),
-                    gt: None,
-                    target: None,
+                    ..Default::default()
                 });
             }
         }
@@ -350,9 +359,7 @@ impl Grounding {
                     task: "images".into(),
                     images: chunk.iter().map(|p| ImageSource::File(p.clone())).collect(),
                     image_names: chunk.iter().map(|p| p.display().to_string()).collect(),
-                    question: String::new(),
-                    gt: None,
-                    target: None,
+                    ..Default::default()
                 })
                 .collect();
             Ok(Loaded {
@@ -442,34 +449,18 @@ impl Workspace for Grounding {
                 .visible
                 .iter()
                 .filter_map(|&i| {
-                    self.items
-                        .get(i)
-                        .map(|it| (i, it.images.clone(), it.question.clone()))
+                    self.items.get(i).map(|it| {
+                        (
+                            i,
+                            it.images.clone(),
+                            self.runner.instruction_for(&self.source_name, i, it),
+                        )
+                    })
                 })
                 .collect();
             self.runner.run_batch(jobs, shared);
         }
-        if let Some(result) = self.loading_predictions.as_mut().and_then(|h| h.try_take()) {
-            self.loading_predictions = None;
-            match result {
-                Ok((file, (answers, model, errors))) => {
-                    shared
-                        .toasts
-                        .info(format!("{file}: {} answers", answers.len()));
-                    for e in errors.iter().take(3) {
-                        shared.toasts.error(e.to_string());
-                    }
-                    let name = model.unwrap_or_else(|| {
-                        Path::new(&file)
-                            .file_stem()
-                            .map_or("model".into(), |s| s.to_string_lossy().into_owned())
-                    });
-                    self.add_model(name, answers);
-                }
-                Err(crate::worker::JobError::Cancelled) => {}
-                Err(e) => shared.toasts.error(e.to_string()),
-            }
-        }
+        self.poll_predictions(shared);
         if let Some(result) = self.loading.as_mut().and_then(|h| h.try_take()) {
             self.loading = None;
             match result {
@@ -490,10 +481,10 @@ impl Workspace for Grounding {
                     self.source_name = loaded.file;
                     self.items = loaded.items;
                     self.selected = 0;
-                    // Answers belong to the benchmark they were made for.
-                    self.predictions.clear();
-                    self.others.clear();
                     self.data_gen += 1;
+                    // Answers belong to the benchmark they were made for; those that
+                    // came with it (or before it, onto the demo) attach to it now.
+                    self.benchmark_loaded(loaded.review.is_some(), shared);
                     self.export_to = loaded.export_to;
                     self.list.filter = Filter::default();
                     self.open_review(loaded.review, shared);
@@ -562,6 +553,16 @@ impl Workspace for Grounding {
                     None => ui.colored_label(theme::ERROR, "ambiguous"),
                 };
                 ui.end_row();
+                if let Some(problem) = &item.problem {
+                    ui.label("Record");
+                    ui.colored_label(theme::ERROR, problem);
+                    ui.end_row();
+                }
+                if let Some(why) = &item.gt_suspect {
+                    ui.label("Ground truth");
+                    ui.colored_label(theme::ERROR, format!("suspect: {why}"));
+                    ui.end_row();
+                }
                 if let Some(gt) = item.gt {
                     ui.label("GT (normalised)");
                     ui.monospace(format!(
@@ -581,6 +582,13 @@ impl Workspace for Grounding {
                     }
                 }
             });
+        if self.score(self.selected).is_some_and(|s| s.missing) && self.report.is_some() {
+            ui.separator();
+            ui.colored_label(
+                theme::ERROR,
+                format!("{}: no answer (scored IoU 0)", self.model_name),
+            );
+        }
         if let Some(answer) = self.predictions.get(&self.selected) {
             ui.separator();
             ui.label(
@@ -611,13 +619,17 @@ impl Workspace for Grounding {
         }
         ui.separator();
         // The model's Run stays above the fold; the image paths go last.
-        let (question, images, names) = (
-            item.question.clone(),
-            item.images.clone(),
-            item.image_names.clone(),
+        let (images, names) = (item.images.clone(), item.image_names.clone());
+        let instruction = self
+            .runner
+            .instruction_for(&self.source_name, self.selected, item);
+        self.runner.panel(
+            ui,
+            shared,
+            (&self.source_name, self.selected),
+            &instruction,
+            &images,
         );
-        self.runner
-            .panel(ui, shared, self.selected, &question, &images);
         ui.separator();
         ui.label(RichText::new("Images").strong());
         for (i, name) in names.iter().enumerate() {
@@ -636,17 +648,11 @@ impl Workspace for Grounding {
     fn open(&mut self, path: &Path, content: Content, shared: &mut Shared) {
         match content {
             Content::Image => self.add_loose_image(path),
-            Content::Annotations if path.extension().is_some_and(|e| e == "jsonl") => {
-                let path = path.to_path_buf();
-                let name = format!("Load {}", path.display());
-                self.loading_predictions = Some(shared.worker.spawn(&name, move |_| {
-                    let text = std::fs::read_to_string(&path).map_err(|e| {
-                        crate::worker::JobError::Failed(format!("{}: {e}", path.display()))
-                    })?;
-                    let file = path.display().to_string();
-                    let parsed = predictions::parse_jsonl(&file, &text);
-                    Ok((file, parsed))
-                }));
+            Content::Annotations
+                if path.extension().is_some_and(|e| e == "jsonl")
+                    || incoming::is_official_output(path) =>
+            {
+                self.open_predictions(path.to_path_buf(), shared);
             }
             Content::Annotations | Content::GroundingJsonl => {
                 self.load_annotations(path.to_path_buf(), shared);
@@ -661,7 +667,7 @@ impl Workspace for Grounding {
 
     fn is_busy(&self) -> bool {
         self.loading.is_some()
-            || self.loading_predictions.is_some()
+            || !self.loading_predictions.is_empty()
             || self.exporting.is_some()
             || self.runner.is_busy()
     }

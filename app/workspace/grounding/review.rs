@@ -24,7 +24,7 @@ impl Grounding {
         };
         export::proposal(
             item,
-            self.predictions.get(&i).map(|a| &a.prediction),
+            self.predictions.get(&i),
             !self.predictions.is_empty(),
             self.y_correction,
         )
@@ -139,11 +139,24 @@ impl Grounding {
         if let Some(result) = self.exporting.as_mut().and_then(|h| h.try_take()) {
             self.exporting = None;
             match result {
-                Ok(files) => {
-                    let names: Vec<String> =
-                        files.iter().map(|f| f.display().to_string()).collect();
+                Ok(written) => {
+                    let names: Vec<String> = written
+                        .files
+                        .iter()
+                        .map(|f| f.display().to_string())
+                        .collect();
                     shared.toasts.info(format!("Exported {}", names.join(", ")));
-                    self.last_export = files;
+                    // Boxes clipped or refused on the way: never silently.
+                    for w in written.warnings.iter().take(5) {
+                        shared.toasts.error(format!("export: {w}"));
+                    }
+                    if written.warnings.len() > 5 {
+                        shared.toasts.error(format!(
+                            "export: {} more box warnings",
+                            written.warnings.len() - 5
+                        ));
+                    }
+                    self.last_export = written.files;
                 }
                 Err(crate::worker::JobError::Cancelled) => {}
                 Err(e) => shared.toasts.error(e.to_string()),

@@ -256,13 +256,9 @@ impl Grounding {
         let pred = self.predictions.get(&self.selected).map(|a| &a.prediction);
         if let Some(pb) = pred
             .filter(|p| p.image.or(item.target) == Some(i))
-            .and_then(|p| p.bbox)
+            .and_then(|p| metrics::scored_boxes(p, self.y_correction).scored())
         {
-            let pb = if self.y_correction {
-                metrics::migician_y_correction(pb)
-            } else {
-                pb
-            };
+            let pb = NormBox::new(pb[0] as f32, pb[1] as f32, pb[2] as f32, pb[3] as f32);
             widgets::draw_box(
                 ui,
                 to_screen(shown, pb),
