@@ -157,6 +157,9 @@ pub fn perturb_weights(
         .collect()
 }
 
+/// Runs a model over some weights and returns the compared outputs, grouped.
+pub type Runner<'a> = dyn FnMut(&HashMap<String, Tensor>) -> Vec<Vec<f32>> + 'a;
+
 /// RMS response of groups of outputs to random relative weight perturbations of size `ρ`.
 pub struct Sensitivity {
     /// Relative perturbation used.
@@ -171,11 +174,7 @@ impl Sensitivity {
     /// Measures how the outputs of `run(weights)` move under [`SEEDS`] perturbations of
     /// size `rho`. `run` returns the compared outputs as groups of flat f32 vectors (one
     /// group per compared tensor), each group getting its own `σ`.
-    pub fn measure(
-        weights: &HashMap<String, Tensor>,
-        rho: f64,
-        run: &mut dyn FnMut(&HashMap<String, Tensor>) -> Vec<Vec<f32>>,
-    ) -> Self {
+    pub fn measure(weights: &HashMap<String, Tensor>, rho: f64, run: &mut Runner<'_>) -> Self {
         let base = run(weights);
         let mut sq: Vec<Vec<f64>> = base.iter().map(|g| vec![0.0; g.len()]).collect();
         for seed in 0..SEEDS {
