@@ -699,8 +699,9 @@ fn half_precision_stays_close_to_f32() {
         });
         let bound = sens.bound(0);
         eprintln!(
-            "{dtype:?}: last logits differ by {d:.4} (bound {bound:.4}, u = {:e}, ρ = {rho:.3e}); 1-D RoPE: {broken_d:.4}",
-            unit_roundoff(dtype)
+            "{dtype:?}: last logits differ by {d:.4} (bound {bound:.4}, u = {:e}, ρ = {:.3e}); 1-D RoPE: {broken_d:.4}",
+            unit_roundoff(dtype),
+            rho.matrix()
         );
         assert!(d <= bound, "{dtype:?}: last logits differ by {d} > {bound}");
         // The bound still catches a broken model.

@@ -24,8 +24,12 @@
 //!    Reduced precision (weights and activations stored in f16/bf16, f32 accumulation as
 //!    `gemm` and candle do) rounds each weight, each matmul input and output, and the
 //!    norm/residual it feeds: four roundings of `u_half`, RMS `u_half·√(4/3)`, plus the
-//!    f32 pair term: `ρ = √(4u_half²/3 + 2N·u_f32²/3)`. Element-wise f32 functions (exp,
-//!    SiLU, rsqrt) add O(u_f32) each, covered by the `N` term.
+//!    f32 pair term: `ρ = √(4u_half²/3 + 2N·u_f32²/3)` — three roundings when the weight
+//!    is already exact in the half type. Vectors (norm scales, biases) take part in no
+//!    reduction and act element-wise alike in both implementations: only their own
+//!    rounding to the half type (`u_half/√3`, none when exact) is theirs, their outputs'
+//!    rounding being the next matmul's input rounding ([`Rho::of`]). Element-wise f32
+//!    functions (exp, SiLU, rsqrt) add O(u_f32) each, covered by the `N` term.
 //! 3. **σ is measured, not guessed.** To first order an output moves by
 //!    `S = Σ_i c_i θ_i` (`c_i = w_i ∂out/∂w_i`), a sum of many independent mean-zero
 //!    terms with variance `ρ²·Σ c_i²` — exactly the variance of `S` when every weight is
@@ -68,21 +72,63 @@ pub fn gamma(n: usize, u: f64) -> f64 {
     nu / (1.0 - nu)
 }
 
-/// `ρ` of the module docs (step 2): the RMS relative weight perturbation equivalent to
-/// the rounding difference between a `dtype` evaluation and an f32 reference summed in
-/// another order, for reductions of length at most `n_max`.
-pub fn relative_backward_error(dtype: DType, n_max: usize) -> f64 {
-    let u32 = unit_roundoff(DType::F32);
+/// `ρ` of the module docs (step 2), per weight tensor: the RMS relative perturbation
+/// equivalent to the rounding difference between a `dtype` evaluation and an f32
+/// reference summed in another order, for reductions of length at most `n_max`.
+#[derive(Clone, Copy, Debug)]
+pub struct Rho {
+    pub dtype: DType,
+    pub n_max: usize,
+}
+
+/// The [`Rho`] policy for `dtype` against an f32 reference.
+pub fn relative_backward_error(dtype: DType, n_max: usize) -> Rho {
     assert!(
-        gamma(n_max, u32) < 0.01,
+        gamma(n_max, unit_roundoff(DType::F32)) < 0.01,
         "reduction too long for first-order analysis"
     );
-    let f32_pair = 2.0 * n_max as f64 * u32 * u32 / 3.0;
-    let half = match dtype {
-        DType::F32 => 0.0,
-        half => 4.0 * unit_roundoff(half).powi(2) / 3.0,
-    };
-    (f32_pair + half).sqrt()
+    Rho { dtype, n_max }
+}
+
+impl Rho {
+    /// ρ of a matrix weight (one that takes part in reductions) that does not round
+    /// exactly to the dtype: `√(4u_half²/3 + 2N·u_f32²/3)`.
+    pub fn matrix(&self) -> f64 {
+        self.of(2, false)
+    }
+
+    /// ρ of a tensor of `rank` whose values are (`exact`) or are not representable in
+    /// the dtype. Matrices (rank ≥ 2) take part in reductions: the f32 pair term, and
+    /// in half precision the rounding of their inputs, outputs and the norm/residual
+    /// they feed (3), plus their own rounding unless exact (1). Vectors (norm scales,
+    /// biases) take part in no reduction and act element-wise, the same in both
+    /// implementations; their outputs' rounding is the next matmul's input rounding,
+    /// already counted: only their own rounding to the half type remains.
+    pub fn of(&self, rank: usize, exact: bool) -> f64 {
+        let u32 = unit_roundoff(DType::F32);
+        let own = if exact { 0.0 } else { 1.0 };
+        let (pair, half) = if rank >= 2 {
+            (2.0 * self.n_max as f64 * u32 * u32 / 3.0, 3.0 + own)
+        } else {
+            (0.0, own)
+        };
+        let half = match self.dtype {
+            DType::F32 => 0.0,
+            d => half * unit_roundoff(d).powi(2) / 3.0,
+        };
+        (pair + half).sqrt()
+    }
+
+    /// ρ for this tensor.
+    pub fn for_tensor(&self, t: &Tensor) -> f64 {
+        let exact = self.dtype == DType::F32
+            || t.to_dtype(self.dtype)
+                .and_then(|h| h.to_dtype(DType::F64))
+                .and_then(|h| (h - t.to_dtype(DType::F64)?)?.abs()?.flatten_all()?.max(0))
+                .and_then(|m| m.to_scalar::<f64>())
+                .is_ok_and(|m| m == 0.0);
+        self.of(t.rank(), exact)
+    }
 }
 
 /// Tail multiplier `λ = √(2·ln(2m/p))` for `m` outputs at total failure probability `p`
@@ -112,10 +158,11 @@ impl SplitMix {
     }
 }
 
-/// Every floating-point weight multiplied by `1 ± ρ` with independent random signs.
+/// Every floating-point weight multiplied by `1 ± ρ` (its tensor's [`Rho::for_tensor`])
+/// with independent random signs.
 pub fn perturb_weights(
     weights: &HashMap<String, Tensor>,
-    rho: f64,
+    rho: &Rho,
     seed: u64,
 ) -> HashMap<String, Tensor> {
     let mut names: Vec<&String> = weights.keys().collect();
@@ -128,6 +175,7 @@ pub fn perturb_weights(
             if !t.dtype().is_float() {
                 return (name.clone(), t.clone());
             }
+            let rho = rho.for_tensor(t);
             let v = t
                 .to_dtype(DType::F64)
                 .and_then(|t| t.flatten_all())
@@ -163,7 +211,7 @@ pub type Runner<'a> = dyn FnMut(&HashMap<String, Tensor>) -> Vec<Vec<f32>> + 'a;
 /// RMS response of groups of outputs to random relative weight perturbations of size `ρ`.
 pub struct Sensitivity {
     /// Relative perturbation used.
-    pub rho: f64,
+    pub rho: Rho,
     /// Per group: `max_j sqrt(mean_k (out_k,j − out_j)²)` over the group's outputs `j`.
     pub sigma: Vec<f64>,
     /// Per group: the number of outputs (for the union bound).
@@ -174,11 +222,11 @@ impl Sensitivity {
     /// Measures how the outputs of `run(weights)` move under [`SEEDS`] perturbations of
     /// size `rho`. `run` returns the compared outputs as groups of flat f32 vectors (one
     /// group per compared tensor), each group getting its own `σ`.
-    pub fn measure(weights: &HashMap<String, Tensor>, rho: f64, run: &mut Runner<'_>) -> Self {
+    pub fn measure(weights: &HashMap<String, Tensor>, rho: Rho, run: &mut Runner<'_>) -> Self {
         let base = run(weights);
         let mut sq: Vec<Vec<f64>> = base.iter().map(|g| vec![0.0; g.len()]).collect();
         for seed in 0..SEEDS {
-            let out = run(&perturb_weights(weights, rho, seed));
+            let out = run(&perturb_weights(weights, &rho, seed));
             assert_eq!(out.len(), base.len());
             for ((sq, o), b) in sq.iter_mut().zip(&out).zip(&base) {
                 assert_eq!(o.len(), b.len());
